@@ -1,0 +1,340 @@
+/*
+ * exec.c - runs a command for the `exec` kind.
+ *
+ * Runs in a worker process, which is single-threaded, so fork() here is safe.
+ * The child reports a failed execvp through a close-on-exec pipe, so "no such
+ * command" is a clear task error rather than exit code 127 from nowhere.
+ * stdin, stdout and stderr are pumped by one poll loop so that a command that
+ * writes a lot to both streams, or reads stdin slowly, can never deadlock us.
+ */
+#include "exec.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kinds.h"
+
+#define EXEC_ARGV_MAX 4096
+
+int exec_validate(const cJSON *args, char *msg, size_t size)
+{
+    static const char *const fields[] = { "argv", "stdin", "env", "cwd" };
+    const cJSON *argv, *f;
+    int i = 0;
+
+    if (!cJSON_IsObject(args)) {
+        snprintf(msg, size, "field 'args' must be an object");
+        return -1;
+    }
+    cJSON_ArrayForEach(f, args) {
+        size_t k;
+        for (k = 0; k < sizeof fields / sizeof fields[0]; k++)
+            if (strcmp(f->string, fields[k]) == 0)
+                break;
+        if (k == sizeof fields / sizeof fields[0]) {
+            snprintf(msg, size, "field 'args.%.64s' is not known", f->string);
+            return -1;
+        }
+    }
+    argv = cJSON_GetObjectItemCaseSensitive(args, "argv");
+    if (!cJSON_IsArray(argv) || cJSON_GetArraySize(argv) == 0 ||
+        cJSON_GetArraySize(argv) > EXEC_ARGV_MAX) {
+        snprintf(msg, size, "field 'args.argv' must be a non-empty array of strings");
+        return -1;
+    }
+    cJSON_ArrayForEach(f, argv) {
+        if (!cJSON_IsString(f) || (i == 0 && f->valuestring[0] == '\0')) {
+            snprintf(msg, size, "field 'args.argv[%d]' must be a%s string", i,
+                     i == 0 ? " non-empty" : "");
+            return -1;
+        }
+        i++;
+    }
+    f = cJSON_GetObjectItemCaseSensitive(args, "stdin");
+    if (f != NULL && !cJSON_IsString(f)) {
+        snprintf(msg, size, "field 'args.stdin' must be a string");
+        return -1;
+    }
+    f = cJSON_GetObjectItemCaseSensitive(args, "cwd");
+    if (f != NULL && (!cJSON_IsString(f) || f->valuestring[0] == '\0')) {
+        snprintf(msg, size, "field 'args.cwd' must be a non-empty string");
+        return -1;
+    }
+    f = cJSON_GetObjectItemCaseSensitive(args, "env");
+    if (f != NULL) {
+        const cJSON *v;
+        if (!cJSON_IsObject(f)) {
+            snprintf(msg, size, "field 'args.env' must be an object of strings");
+            return -1;
+        }
+        cJSON_ArrayForEach(v, f) {
+            if (!cJSON_IsString(v) || v->string[0] == '\0' || strchr(v->string, '=') != NULL) {
+                snprintf(msg, size, "field 'args.env.%.64s' must be a string with a name "
+                         "without '='", v->string);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+char *exec_utf8_sanitize(const char *s, size_t len)
+{
+    /* Worst case every byte becomes the 3-byte U+FFFD. */
+    char *out = malloc(len * 3 + 1), *o = out;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    if (out == NULL)
+        return NULL;
+    while (p < end) {
+        unsigned c = *p;
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        bool ok = n > 0 && (size_t)(end - p) >= n && c != 0;
+        for (size_t k = 1; ok && k < n; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (ok && n > 1) {
+            /* Refuse overlong forms, surrogates and values past U+10FFFF. */
+            unsigned cp = n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+            for (size_t k = 1; k < n; k++)
+                cp = (cp << 6) | (p[k] & 0x3f);
+            ok = (n == 2 && cp >= 0x80) || (n == 3 && cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) ||
+                 (n == 4 && cp >= 0x10000 && cp <= 0x10ffff);
+        }
+        if (ok) {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Captured output of one stream. */
+struct exec_stream {
+    int    fd;
+    char  *buf;
+    size_t len;
+    size_t cap;                    /* the limit: bytes beyond it are read and dropped */
+    bool   truncated;
+};
+
+/* Reads what is there.  Returns 1 while open, 0 at EOF. */
+static int exec_stream_read(struct exec_stream *s)
+{
+    char tmp[65536];
+    ssize_t n = read(s->fd, tmp, sizeof tmp);
+
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (n == 0)
+        return 0;
+    size_t keep = (size_t)n;
+    if (s->len + keep > s->cap) {
+        keep = s->cap - s->len;
+        s->truncated = true;
+    }
+    memcpy(s->buf + s->len, tmp, keep);
+    s->len += keep;
+    return 1;
+}
+
+/* In the child: wire the pipes, apply cwd and env, exec.  Never returns. */
+static void exec_child(char **argv, const cJSON *env, const char *cwd, int in, int out,
+                       int err, int report)
+{
+    const cJSON *v;
+    int e;
+
+    /* The worker ignores SIGPIPE; the command should get the default. */
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+        dup2(err, STDERR_FILENO) < 0)
+        goto fail;
+    if (cwd != NULL && chdir(cwd) < 0)
+        goto fail;
+    cJSON_ArrayForEach(v, env) {
+        if (setenv(v->string, v->valuestring, 1) < 0)
+            goto fail;
+    }
+    execvp(argv[0], argv);
+fail:
+    e = errno;
+    (void)!write(report, &e, sizeof e);
+    _exit(127);
+}
+
+static int exec_pipe(int fds[2])
+{
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    const cJSON *argv_json = cJSON_GetObjectItemCaseSensitive(args, "argv");
+    const cJSON *stdin_json = cJSON_GetObjectItemCaseSensitive(args, "stdin");
+    const cJSON *cwd_json = cJSON_GetObjectItemCaseSensitive(args, "cwd");
+    const cJSON *env_json = cJSON_GetObjectItemCaseSensitive(args, "env");
+    const char *input = cJSON_IsString(stdin_json) ? stdin_json->valuestring : "";
+    size_t input_len = strlen(input), input_off = 0;
+    int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, prep[2] = { -1, -1 };
+    struct exec_stream so = { -1, NULL, 0, lim->max_output, false };
+    struct exec_stream se = { -1, NULL, 0, lim->max_output, false };
+    char **argv = NULL;
+    pid_t pid = -1;
+    int argc = cJSON_GetArraySize(argv_json), i = 0, status = 0, child_errno = 0, rc = -1;
+    struct rusage ru;
+    const cJSON *a;
+    cJSON *r = NULL;
+    char *text;
+    char msg[300];
+
+    argv = calloc((size_t)argc + 1, sizeof *argv);
+    so.buf = malloc(lim->max_output + 1);
+    se.buf = malloc(lim->max_output + 1);
+    if (argv == NULL || so.buf == NULL || se.buf == NULL)
+        goto done;
+    cJSON_ArrayForEach(a, argv_json)
+        argv[i++] = a->valuestring;
+
+    if (exec_pipe(pin) < 0 || exec_pipe(pout) < 0 || exec_pipe(perr) < 0 || exec_pipe(prep) < 0) {
+        child_errno = errno;
+        goto report;
+    }
+    pid = fork();
+    if (pid < 0) {
+        child_errno = errno;
+        goto report;
+    }
+    if (pid == 0)
+        exec_child(argv, env_json, cJSON_IsString(cwd_json) ? cwd_json->valuestring : NULL,
+                   pin[0], pout[1], perr[1], prep[1]);
+
+    close(pin[0]); pin[0] = -1;
+    close(pout[1]); pout[1] = -1;
+    close(perr[1]); perr[1] = -1;
+    close(prep[1]); prep[1] = -1;
+    /* Blocks only until exec succeeds (EOF) or fails (errno). */
+    while (read(prep[0], &child_errno, sizeof child_errno) < 0 && errno == EINTR)
+        ;
+    fcntl(pin[1], F_SETFL, O_NONBLOCK);
+    if (input_len == 0) {
+        close(pin[1]);
+        pin[1] = -1;
+    }
+    so.fd = pout[0];
+    se.fd = perr[0];
+    while (so.fd >= 0 || se.fd >= 0 || pin[1] >= 0) {
+        struct pollfd pfd[3] = {
+            { so.fd, POLLIN, 0 }, { se.fd, POLLIN, 0 }, { pin[1], POLLOUT, 0 },
+        };
+        if (poll(pfd, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[0].revents && !exec_stream_read(&so)) {
+            close(so.fd);
+            so.fd = pout[0] = -1;
+        }
+        if (pfd[1].revents && !exec_stream_read(&se)) {
+            close(se.fd);
+            se.fd = perr[0] = -1;
+        }
+        if (pfd[2].revents) {
+            ssize_t w = write(pin[1], input + input_off, input_len - input_off);
+            if (w > 0)
+                input_off += (size_t)w;
+            /* EPIPE: the command does not want the rest of its input. */
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || input_off == input_len) {
+                close(pin[1]);
+                pin[1] = -1;
+            }
+        }
+    }
+    while (wait4(pid, &status, 0, &ru) < 0) {
+        if (errno != EINTR) {
+            child_errno = errno;
+            goto report;
+        }
+    }
+    out->child_max_rss_kb = ru.ru_maxrss;
+
+report:
+    r = cJSON_CreateObject();
+    if (r == NULL)
+        goto done;
+    if (child_errno != 0) {
+        snprintf(msg, sizeof msg, "cannot run '%.200s': %s", argv[0], strerror(child_errno));
+        out->ok = false;
+        out->error_code = strdup("exec_failed");
+        out->error_message = strdup(msg);
+        rc = out->error_code && out->error_message ? 0 : -1;
+        goto done;
+    }
+    if (WIFEXITED(status) ? !cJSON_AddNumberToObject(r, "exit_code", WEXITSTATUS(status))
+                          : !cJSON_AddNullToObject(r, "exit_code"))
+        goto done;
+    if (WIFSIGNALED(status) ? !cJSON_AddNumberToObject(r, "signal", WTERMSIG(status))
+                            : !cJSON_AddNullToObject(r, "signal"))
+        goto done;
+    text = exec_utf8_sanitize(so.buf, so.len);
+    if (text == NULL || !cJSON_AddStringToObject(r, "stdout", text)) {
+        free(text);
+        goto done;
+    }
+    free(text);
+    text = exec_utf8_sanitize(se.buf, se.len);
+    if (text == NULL || !cJSON_AddStringToObject(r, "stderr", text)) {
+        free(text);
+        goto done;
+    }
+    free(text);
+    if (!cJSON_AddBoolToObject(r, "truncated", so.truncated || se.truncated))
+        goto done;
+    out->result = cJSON_PrintUnformatted(r);
+    if (out->result == NULL)
+        goto done;
+    out->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!out->ok) {
+        if (WIFEXITED(status))
+            snprintf(msg, sizeof msg, "command exited with code %d", WEXITSTATUS(status));
+        else
+            snprintf(msg, sizeof msg, "command was killed by signal %d (%s)", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+        out->error_code = strdup("exit_status");
+        out->error_message = strdup(msg);
+        if (out->error_code == NULL || out->error_message == NULL)
+            goto done;
+    }
+    rc = 0;
+
+done:
+    for (int k = 0; k < 2; k++) {
+        if (pin[k] >= 0) close(pin[k]);
+        if (pout[k] >= 0) close(pout[k]);
+        if (perr[k] >= 0) close(perr[k]);
+        if (prep[k] >= 0) close(prep[k]);
+    }
+    cJSON_Delete(r);
+    free(argv);
+    free(so.buf);
+    free(se.buf);
+    return rc;
+}

@@ -1,0 +1,311 @@
+/*
+ * kinds.c - the built-in task kinds and the table that names them.
+ * To add a kind: write its validate and run functions, add one line to
+ * kind_list below.
+ */
+#include "kinds.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exec.h"
+
+/* Sets a successful outcome from a cJSON value (consumed).  0 / -1 (ENOMEM). */
+static int kind_succeed(struct kind_outcome *out, cJSON *result)
+{
+    if (result == NULL)
+        return -1;
+    out->ok = true;
+    out->result = cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+    return out->result != NULL ? 0 : -1;
+}
+
+static const cJSON *kind_arg(const cJSON *args, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(args, name);
+}
+
+static int kind_require_object(const cJSON *args, char *msg, size_t size)
+{
+    if (!cJSON_IsObject(args)) {
+        snprintf(msg, size, "field 'args' must be an object");
+        return -1;
+    }
+    return 0;
+}
+
+/* Refuses any member of args other than those named (NULL-terminated). */
+static int kind_only_fields(const cJSON *args, const char *const *names, char *msg, size_t size)
+{
+    const cJSON *f;
+
+    cJSON_ArrayForEach(f, args) {
+        int i;
+        for (i = 0; names[i] != NULL; i++)
+            if (strcmp(f->string, names[i]) == 0)
+                break;
+        if (names[i] == NULL) {
+            snprintf(msg, size, "field 'args.%.64s' is not known", f->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* echo: any JSON; the result is the args, exactly. */
+
+static int echo_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    (void)lim;
+    out->ok = true;
+    out->result = cJSON_PrintUnformatted(args);
+    return out->result != NULL ? 0 : -1;
+}
+
+/* sleep {"seconds": 0..3600} */
+
+static int sleep_validate(const cJSON *args, char *msg, size_t size)
+{
+    static const char *const fields[] = { "seconds", NULL };
+    const cJSON *s;
+
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+        return -1;
+    s = kind_arg(args, "seconds");
+    if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= 3600)) {
+        snprintf(msg, size, "field 'args.seconds' must be a number from 0 to 3600");
+        return -1;
+    }
+    return 0;
+}
+
+static int sleep_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    double secs = kind_arg(args, "seconds")->valuedouble;
+    struct timespec ts = { (time_t)secs, (long)((secs - floor(secs)) * 1e9) };
+    cJSON *r;
+
+    (void)lim;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    r = cJSON_CreateObject();
+    if (r != NULL && cJSON_AddNumberToObject(r, "slept", secs) == NULL) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    return kind_succeed(out, r);
+}
+
+/* square / cube {"numbers": [n, ...]} */
+
+static int numbers_validate(const cJSON *args, char *msg, size_t size)
+{
+    static const char *const fields[] = { "numbers", NULL };
+    const cJSON *nums, *n;
+    int i = 0;
+
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+        return -1;
+    nums = kind_arg(args, "numbers");
+    if (!cJSON_IsArray(nums)) {
+        snprintf(msg, size, "field 'args.numbers' must be an array of numbers");
+        return -1;
+    }
+    cJSON_ArrayForEach(n, nums) {
+        if (!cJSON_IsNumber(n)) {
+            snprintf(msg, size, "field 'args.numbers[%d]' must be a number", i);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int power_run(const cJSON *args, struct kind_outcome *out, int power)
+{
+    const cJSON *n;
+    cJSON *r = cJSON_CreateObject(), *list;
+
+    list = r != NULL ? cJSON_AddArrayToObject(r, "results") : NULL;
+    if (list == NULL)
+        goto fail;
+    cJSON_ArrayForEach(n, kind_arg(args, "numbers")) {
+        double v = n->valuedouble, p = power == 2 ? v * v : v * v * v;
+        cJSON *item = cJSON_CreateNumber(p);
+        if (item == NULL || !cJSON_AddItemToArray(list, item)) {
+            cJSON_Delete(item);
+            goto fail;
+        }
+    }
+    return kind_succeed(out, r);
+fail:
+    cJSON_Delete(r);
+    return -1;
+}
+
+static int square_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    (void)lim;
+    return power_run(args, out, 2);
+}
+
+static int cube_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    (void)lim;
+    return power_run(args, out, 3);
+}
+
+/* cpu {"n": 2..1e9}: primes below n, by a segmented sieve over odd numbers. */
+
+#define CPU_N_MAX 1000000000.0
+
+static int cpu_validate(const cJSON *args, char *msg, size_t size)
+{
+    static const char *const fields[] = { "n", NULL };
+    const cJSON *n;
+
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+        return -1;
+    n = kind_arg(args, "n");
+    if (!cJSON_IsNumber(n) || n->valuedouble != floor(n->valuedouble) ||
+        n->valuedouble < 2 || n->valuedouble > CPU_N_MAX) {
+        snprintf(msg, size, "field 'args.n' must be an integer from 2 to 1000000000");
+        return -1;
+    }
+    return 0;
+}
+
+/* Number of primes p < n.  Memory is O(sqrt n), so n = 1e9 needs about 32 KiB. */
+static int64_t cpu_count_primes(int64_t n)
+{
+    enum { SEG = 32768 };
+    int64_t root, count, lo, i;
+    unsigned char *small = NULL, seg[SEG];
+    int64_t *primes = NULL, np = 0;
+
+    if (n <= 2)
+        return 0;
+    root = (int64_t)sqrt((double)n) + 1;
+    small = calloc((size_t)root + 1, 1);
+    primes = malloc(sizeof *primes * ((size_t)root / 2 + 2));
+    if (small == NULL || primes == NULL) {
+        count = -1;
+        goto out;
+    }
+    for (i = 3; i <= root; i += 2) {
+        if (small[i])
+            continue;
+        primes[np++] = i;
+        for (int64_t j = i * i; j <= root; j += 2 * i)
+            small[j] = 1;
+    }
+    count = 1;                                  /* the prime 2 */
+    /* seg[k] stands for the odd number lo + 2k. */
+    for (lo = 3; lo < n; lo += 2 * SEG) {
+        int64_t hi = lo + 2 * SEG;              /* exclusive */
+        if (hi > n)
+            hi = n;
+        memset(seg, 0, sizeof seg);
+        for (int64_t p = 0; p < np; p++) {
+            int64_t q = primes[p], start = q * q;
+            if (start >= hi)
+                break;
+            if (start < lo) {
+                start = (lo + q - 1) / q * q;
+                if (start % 2 == 0)
+                    start += q;
+            }
+            for (int64_t j = start; j < hi; j += 2 * q)
+                seg[(j - lo) / 2] = 1;
+        }
+        for (int64_t k = 0; lo + 2 * k < hi; k++)
+            count += !seg[k];
+    }
+out:
+    free(small);
+    free(primes);
+    return count;
+}
+
+static int cpu_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    int64_t count = cpu_count_primes((int64_t)kind_arg(args, "n")->valuedouble);
+    cJSON *r;
+
+    (void)lim;
+    if (count < 0)
+        return -1;
+    r = cJSON_CreateObject();
+    if (r != NULL && cJSON_AddNumberToObject(r, "primes", (double)count) == NULL) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    return kind_succeed(out, r);
+}
+
+/* fail {"message": str}: ends failed, on purpose. */
+
+static int fail_validate(const cJSON *args, char *msg, size_t size)
+{
+    static const char *const fields[] = { "message", NULL };
+    const cJSON *m;
+
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+        return -1;
+    m = kind_arg(args, "message");
+    if (m != NULL && !cJSON_IsString(m)) {
+        snprintf(msg, size, "field 'args.message' must be a string");
+        return -1;
+    }
+    return 0;
+}
+
+static int fail_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+{
+    const cJSON *m = kind_arg(args, "message");
+
+    (void)lim;
+    out->ok = false;
+    out->error_code = strdup("task_failed");
+    out->error_message = strdup(cJSON_IsString(m) ? m->valuestring : "failed on request");
+    return out->error_code != NULL && out->error_message != NULL ? 0 : -1;
+}
+
+static const struct kind kind_list[] = {
+    { "echo",   false, NULL,             echo_run,   "{\"hello\":\"world\"}" },
+    { "sleep",  false, sleep_validate,   sleep_run,  "{\"seconds\":1}" },
+    { "square", false, numbers_validate, square_run, "{\"numbers\":[2,3,8,9]}" },
+    { "cube",   false, numbers_validate, cube_run,   "{\"numbers\":[2,3,8,9]}" },
+    { "cpu",    false, cpu_validate,     cpu_run,    "{\"n\":10000000}" },
+    { "fail",   false, fail_validate,    fail_run,   "{\"message\":\"something went wrong\"}" },
+    { "exec",   true,  exec_validate,    exec_run,
+      "{\"argv\":[\"sh\",\"-c\",\"echo hello from $$; uname -a\"]}" },
+    { NULL, false, NULL, NULL, NULL },
+};
+
+const struct kind *kind_find(const char *name)
+{
+    for (const struct kind *k = kind_list; k->name != NULL; k++)
+        if (strcmp(k->name, name) == 0)
+            return k;
+    return NULL;
+}
+
+const struct kind *kind_table(void)
+{
+    return kind_list;
+}
+
+void kind_outcome_clear(struct kind_outcome *out)
+{
+    free(out->result);
+    free(out->error_code);
+    free(out->error_message);
+    memset(out, 0, sizeof *out);
+}

@@ -1,0 +1,900 @@
+/*
+ * engine.c - the life of a task inside the daemon (see engine.h).
+ *
+ * DESIGN
+ * One mutex, engine.lock, guards every in-memory task: the live table (every
+ * task that is not yet terminal-and-committed), the ready queue, the pending
+ * write ops, the waiters and the counters.  Critical sections are short and
+ * never do I/O.  Three kinds of threads come in:
+ *   - HTTP threads submit, cancel, wait and read;
+ *   - the pool's dispatcher thread takes ready tasks and reports outcomes;
+ *   - the writer thread (here) owns the SQLite write connection.
+ * Every state change appends an op holding a snapshot of the task row.  The
+ * writer takes all ops at once, writes them in one transaction (group
+ * commit: while one commit waits for fsync the next batch gathers), and only
+ * then acts on them: a new task enters the ready queue, a submitter hears
+ * "201", a waiter hears "terminal".  So nothing is run or reported that is
+ * not on disk.  Within one batch only the newest snapshot of a task is
+ * written; it holds the whole row, so skipping older ones loses nothing.
+ * Snapshots borrow the task's strings, which never change once set; a task
+ * is freed only when it is terminal and no op refers to it.
+ * Callbacks (which resume HTTP connections) run without the lock held.
+ */
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "events.h"
+#include "idmap.h"
+#include "log.h"
+#include "pool.h"
+#include "queue.h"
+#include "stats.h"
+
+struct engine_waiter {
+    struct engine_waiter *prev, *next;   /* all waiters, for deadlines */
+    struct engine_waiter *task_next;     /* waiters of the same task */
+    struct engine_live   *live;
+    int64_t               until;
+    engine_done_fn        done;
+    void                 *arg;
+};
+
+/* A task in flight and what the engine knows of it beyond the row. */
+struct engine_live {
+    struct task          *t;
+    uint64_t              op_seq;        /* seq of its newest op */
+    int                   pending;       /* ops not yet committed */
+    int                   refs;          /* ops not yet freed */
+    bool                  removed;       /* out of the live table: freed with its last op */
+    bool                  in_queue;      /* in the ready queue */
+    bool                  inserted;      /* its row has been committed once */
+    struct engine_waiter *waiters;
+};
+
+enum engine_op_type { ENGINE_OP_TASK, ENGINE_OP_WORKER };
+
+struct engine_op {
+    struct engine_op   *next;
+    enum engine_op_type type;
+    uint64_t            seq;
+    bool                skip;            /* a newer op of the same task is in the batch */
+    bool                insert;          /* the task's first op */
+    struct engine_live *live;
+    struct task         snap;            /* borrows live->t's strings */
+    struct store_worker worker;
+    engine_done_fn      done;
+    void               *arg;
+    int64_t             wait_until;      /* insert: then wait for terminal */
+};
+
+struct engine_call {
+    engine_done_fn fn;
+    void          *arg;
+    bool           ok;
+};
+
+static struct {
+    pthread_mutex_t       lock;
+    pthread_cond_t        wake;          /* ops appended, or stop */
+    pthread_t             writer;
+    bool                  writer_started;
+    bool                  stop;
+    bool                  draining;
+    struct store         *store;
+    const struct config  *cfg;
+    struct idmap          live;
+    struct queue          ready;
+    int64_t               next_id;
+    uint64_t              next_seq;
+    struct engine_op     *ops_head, *ops_tail;
+    struct engine_waiter  waiters;       /* sentinel of the deadline list */
+    struct engine_stats   stats;
+} engine = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+};
+
+static int64_t engine_now(void)
+{
+    return task_now_ms();
+}
+
+/* --- ops --------------------------------------------------------------- */
+
+/* Appends a snapshot of live's task.  Locked.  Returns 0, or -1 on ENOMEM. */
+static int engine_op_task(struct engine_live *live, engine_done_fn done, void *arg,
+                          int64_t wait_until, bool insert)
+{
+    struct engine_op *op = calloc(1, sizeof *op);
+
+    if (op == NULL) {
+        log_error("out of memory: task %lld not recorded", (long long)live->t->id);
+        return -1;
+    }
+    op->type = ENGINE_OP_TASK;
+    op->seq = ++engine.next_seq;
+    op->insert = insert;
+    op->live = live;
+    op->snap = *live->t;
+    op->done = done;
+    op->arg = arg;
+    op->wait_until = wait_until;
+    live->op_seq = op->seq;
+    live->pending++;
+    live->refs++;
+    if (engine.ops_tail)
+        engine.ops_tail->next = op;
+    else
+        engine.ops_head = op;
+    engine.ops_tail = op;
+    pthread_cond_signal(&engine.wake);
+    return 0;
+}
+
+static void engine_set_status(struct task *t, enum task_status st)
+{
+    engine.stats.counts[t->status]--;
+    engine.stats.counts[st]++;
+    t->status = st;
+}
+
+/* --- waiters ----------------------------------------------------------- */
+
+static void engine_waiter_unlink(struct engine_waiter *w)
+{
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+}
+
+/* Registers a waiter on live.  Locked.  0 / -1. */
+static int engine_waiter_add(struct engine_live *live, int64_t until, engine_done_fn done,
+                             void *arg)
+{
+    struct engine_waiter *w = calloc(1, sizeof *w);
+
+    if (w == NULL)
+        return -1;
+    w->live = live;
+    w->until = until;
+    w->done = done;
+    w->arg = arg;
+    w->task_next = live->waiters;
+    live->waiters = w;
+    w->next = &engine.waiters;
+    w->prev = engine.waiters.prev;
+    engine.waiters.prev->next = w;
+    engine.waiters.prev = w;
+    return 0;
+}
+
+/* --- the call list: callbacks gathered under the lock, run after it ----- */
+
+struct engine_calls {
+    struct engine_call *v;
+    size_t              len, cap;
+};
+
+static void engine_calls_add(struct engine_calls *c, engine_done_fn fn, void *arg, bool ok)
+{
+    if (fn == NULL)
+        return;
+    if (c->len == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 256;
+        struct engine_call *nv = realloc(c->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            /* Cannot defer it: answering under the lock beats never answering. */
+            fn(arg, ok);
+            return;
+        }
+        c->v = nv;
+        c->cap = ncap;
+    }
+    c->v[c->len++] = (struct engine_call){ fn, arg, ok };
+}
+
+static void engine_calls_run(struct engine_calls *c)
+{
+    for (size_t i = 0; i < c->len; i++)
+        c->v[i].fn(c->v[i].arg, c->v[i].ok);
+    c->len = 0;
+}
+
+/* Answers every waiter of live.  Locked. */
+static void engine_waiters_wake(struct engine_live *live, struct engine_calls *calls)
+{
+    struct engine_waiter *w = live->waiters, *next;
+
+    for (; w != NULL; w = next) {
+        next = w->task_next;
+        engine_waiter_unlink(w);
+        engine_calls_add(calls, w->done, w->arg, true);
+        free(w);
+    }
+    live->waiters = NULL;
+}
+
+/* Answers waiters whose time has come; returns the earliest remaining deadline (0 = none). */
+static int64_t engine_waiters_expire(int64_t now, struct engine_calls *calls)
+{
+    struct engine_waiter *w = engine.waiters.next, *next;
+    int64_t earliest = 0;
+
+    for (; w != &engine.waiters; w = next) {
+        next = w->next;
+        if (w->until > now) {
+            if (earliest == 0 || w->until < earliest)
+                earliest = w->until;
+            continue;
+        }
+        struct engine_waiter **pp = &w->live->waiters;
+        while (*pp != w)
+            pp = &(*pp)->task_next;
+        *pp = w->task_next;
+        engine_waiter_unlink(w);
+        engine_calls_add(calls, w->done, w->arg, true);
+        free(w);
+    }
+    return earliest;
+}
+
+/* --- the live table ---------------------------------------------------- */
+
+static void engine_live_free(struct engine_live *live)
+{
+    task_free(live->t);
+    free(live);
+}
+
+/* Pushes a committed queued task into the ready queue.  Locked.  true if pushed. */
+static bool engine_enqueue(struct engine_live *live)
+{
+    if (live->in_queue || live->t->status != TASK_QUEUED || !live->inserted)
+        return false;
+    if (queue_push(&engine.ready, live->t->priority, live->t->id, live) < 0) {
+        log_error("out of memory: task %lld stays queued until restart", (long long)live->t->id);
+        return false;
+    }
+    live->in_queue = true;
+    engine.stats.queue_depth++;
+    return true;
+}
+
+/* --- the writer thread ------------------------------------------------- */
+
+static int engine_write_batch(struct engine_op *batch, int64_t *rows)
+{
+    struct engine_op *op;
+
+    *rows = 0;
+    if (store_begin(engine.store) < 0)
+        return -1;
+    for (op = batch; op != NULL; op = op->next) {
+        int rc = 0;
+        if (op->skip)
+            continue;
+        if (op->type == ENGINE_OP_TASK)
+            rc = store_put_task(engine.store, &op->snap);
+        else
+            rc = store_put_worker(engine.store, &op->worker);
+        if (rc < 0) {
+            store_rollback(engine.store);
+            return -1;
+        }
+        (*rows)++;
+    }
+    if (store_commit(engine.store) < 0) {
+        store_rollback(engine.store);
+        return -1;
+    }
+    return 0;
+}
+
+/* Publishes what an op made durable, for the event stream and the stats. */
+static void engine_publish(const struct engine_op *op)
+{
+    cJSON *j;
+    char *text;
+
+    if (op->type == ENGINE_OP_TASK) {
+        stats_observe_task(&op->snap, op->insert);
+        if (op->skip || events_subscribers() == 0)
+            return;
+        j = task_to_json(&op->snap, false);
+    } else {
+        if (events_subscribers() == 0)
+            return;
+        j = cJSON_CreateObject();
+        if (j != NULL) {
+            const struct store_worker *w = &op->worker;
+            cJSON_AddStringToObject(j, "event", w->exited_at ? "exited" : "spawned");
+            cJSON_AddNumberToObject(j, "pid", w->pid);
+            cJSON_AddNumberToObject(j, "started_at", (double)w->started_at);
+            cJSON_AddNumberToObject(j, "tasks_done", (double)w->tasks_done);
+            if (w->exit_code >= 0) cJSON_AddNumberToObject(j, "exit_code", w->exit_code);
+            else cJSON_AddNullToObject(j, "exit_code");
+            if (w->exit_signal > 0) cJSON_AddNumberToObject(j, "exit_signal", w->exit_signal);
+            else cJSON_AddNullToObject(j, "exit_signal");
+            if (w->exit_reason) cJSON_AddStringToObject(j, "reason", w->exit_reason);
+            else cJSON_AddNullToObject(j, "reason");
+        }
+    }
+    if (j == NULL)
+        return;
+    text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (text != NULL)
+        events_publish(op->type == ENGINE_OP_TASK ? "task" : "worker", text);
+    free(text);
+}
+
+/*
+ * Acts on a written batch.  Locked.  ok=false: the batch is lost, so new
+ * tasks are dropped (their submitters hear an error and nobody got a 201).
+ */
+static bool engine_batch_done(struct engine_op *batch, bool ok, struct engine_calls *calls)
+{
+    struct engine_op *op;
+    bool wake_pool = false;
+    int64_t now = engine_now();
+
+    for (op = batch; op != NULL; op = op->next) {
+        struct engine_live *live = op->live;
+        if (op->type != ENGINE_OP_TASK)
+            continue;
+        live->pending--;
+        if (!ok && op->insert) {
+            /* Never acknowledged, so never accepted: forget it entirely. */
+            engine.stats.counts[live->t->status]--;
+            engine_calls_add(calls, op->done, op->arg, false);
+            op->done = NULL;
+            live->t->status = TASK_CANCELLED;
+            continue;
+        }
+        if (op->insert) {
+            live->inserted = true;
+            engine.stats.submitted++;
+            wake_pool |= engine_enqueue(live);
+        }
+        if (op->done != NULL) {
+            if (op->wait_until > now && !task_status_terminal(live->t->status) &&
+                engine_waiter_add(live, op->wait_until, op->done, op->arg) == 0)
+                ; /* answered when terminal or at wait_until */
+            else
+                engine_calls_add(calls, op->done, op->arg, true);
+        }
+    }
+    for (op = batch; op != NULL; op = op->next) {
+        struct engine_live *live = op->live;
+        if (op->type != ENGINE_OP_TASK || live->pending > 0 || live->removed ||
+            !task_status_terminal(live->t->status))
+            continue;
+        live->removed = true;
+        engine_waiters_wake(live, calls);
+        if (live->in_queue)
+            queue_remove(&engine.ready, live->t->id);
+        idmap_del(&engine.live, live->t->id);
+    }
+    return wake_pool;
+}
+
+/* Frees a written batch, and with its last op each task that left the live table.  Locked. */
+static void engine_ops_free(struct engine_op *batch)
+{
+    while (batch != NULL) {
+        struct engine_op *next = batch->next;
+        if (batch->type == ENGINE_OP_TASK && --batch->live->refs == 0 && batch->live->removed)
+            engine_live_free(batch->live);
+        free(batch);
+        batch = next;
+    }
+}
+
+static void *engine_writer_main(void *unused)
+{
+    struct engine_calls calls = { 0 };
+    struct engine_op *batch, *op;
+    int64_t rows;
+
+    (void)unused;
+    pthread_mutex_lock(&engine.lock);
+    for (;;) {
+        int64_t now = engine_now(), next = engine_waiters_expire(now, &calls);
+        stats_tick(now, engine.stats.queue_depth);
+        if (calls.len > 0) {
+            pthread_mutex_unlock(&engine.lock);
+            engine_calls_run(&calls);
+            pthread_mutex_lock(&engine.lock);
+            continue;
+        }
+        if (engine.ops_head == NULL) {
+            if (engine.stop)
+                break;
+            struct timespec ts;
+            int64_t until = next > 0 && next < now + 1000 ? next : now + 1000;
+            ts.tv_sec = (time_t)(until / 1000);
+            ts.tv_nsec = (long)(until % 1000) * 1000000L;
+            pthread_cond_timedwait(&engine.wake, &engine.lock, &ts);
+            continue;
+        }
+        batch = engine.ops_head;
+        engine.ops_head = engine.ops_tail = NULL;
+        for (op = batch; op != NULL; op = op->next)
+            op->skip = op->type == ENGINE_OP_TASK && op->seq != op->live->op_seq;
+        pthread_mutex_unlock(&engine.lock);
+
+        bool ok = false;
+        for (int attempt = 0; attempt < 5 && !ok; attempt++) {
+            if (attempt > 0) {
+                struct timespec ts = { 0, 20000000L << attempt };
+                nanosleep(&ts, NULL);
+            }
+            ok = engine_write_batch(batch, &rows) == 0;
+        }
+        if (!ok)
+            log_error("cannot write to %s: new tasks in this batch are refused",
+                      engine.cfg->db_path);
+
+        pthread_mutex_lock(&engine.lock);
+        if (ok) {
+            engine.stats.write_batches++;
+            engine.stats.write_rows += rows;
+        }
+        bool wake_pool = engine_batch_done(batch, ok, &calls);
+        for (op = batch; ok && op != NULL; op = op->next)
+            engine_publish(op);
+        engine_ops_free(batch);
+        pthread_mutex_unlock(&engine.lock);
+        engine_calls_run(&calls);
+        if (wake_pool)
+            pool_wake();
+        pthread_mutex_lock(&engine.lock);
+    }
+    pthread_mutex_unlock(&engine.lock);
+    free(calls.v);
+    return NULL;
+}
+
+/* --- start and stop ---------------------------------------------------- */
+
+static int engine_load_one(struct task *t, void *arg)
+{
+    struct engine_live *live = calloc(1, sizeof *live);
+
+    (void)arg;
+    if (live == NULL || idmap_put(&engine.live, t->id, live) < 0) {
+        free(live);
+        task_free(t);
+        log_error("out of memory loading the queue");
+        return -1;
+    }
+    live->t = t;
+    live->inserted = true;
+    engine_enqueue(live);
+    return 0;
+}
+
+int engine_start(const struct config *cfg)
+{
+    int requeued;
+
+    engine.cfg = cfg;
+    engine.waiters.next = engine.waiters.prev = &engine.waiters;
+    idmap_init(&engine.live);
+    queue_init(&engine.ready);
+    engine.store = store_open(cfg->db_path, cfg->sync_full);
+    if (engine.store == NULL)
+        return -1;
+    requeued = store_recover(engine.store, engine_now());
+    if (requeued < 0 || store_load_queued(engine.store, engine_load_one, NULL) < 0 ||
+        store_count_by_status(engine.store, engine.stats.counts) < 0)
+        goto fail;
+    engine.next_id = store_max_id(engine.store);
+    if (engine.next_id < 0)
+        goto fail;
+    if (engine.stats.queue_depth > 0)
+        log_info("%lld queued task(s) from the last run will run now",
+                 (long long)engine.stats.queue_depth);
+    if (pthread_create(&engine.writer, NULL, engine_writer_main, NULL) != 0) {
+        log_error("cannot start the writer thread");
+        goto fail;
+    }
+    engine.writer_started = true;
+    return 0;
+fail:
+    engine_stop();
+    engine_close();
+    return -1;
+}
+
+static void engine_free_live(int64_t id, void *value, void *arg)
+{
+    (void)id;
+    (void)arg;
+    engine_live_free(value);
+}
+
+void engine_stop(void)
+{
+    struct engine_calls calls = { 0 };
+
+    if (engine.writer_started) {
+        pthread_mutex_lock(&engine.lock);
+        engine.stop = true;
+        pthread_cond_signal(&engine.wake);
+        pthread_mutex_unlock(&engine.lock);
+        pthread_join(engine.writer, NULL);   /* it writes every op left first */
+        engine.writer_started = false;
+    }
+    /* Whoever still waits hears the task as it is now. */
+    pthread_mutex_lock(&engine.lock);
+    while (engine.waiters.next != &engine.waiters) {
+        struct engine_waiter *w = engine.waiters.next;
+        engine_waiter_unlink(w);
+        w->live->waiters = NULL;
+        engine_calls_add(&calls, w->done, w->arg, true);
+        free(w);
+    }
+    pthread_mutex_unlock(&engine.lock);
+    engine_calls_run(&calls);
+    free(calls.v);
+}
+
+void engine_close(void)
+{
+    idmap_each(&engine.live, engine_free_live, NULL);
+    idmap_free(&engine.live);
+    queue_free(&engine.ready);
+    store_close(engine.store);
+    engine.store = NULL;
+}
+
+void engine_drain(void)
+{
+    pthread_mutex_lock(&engine.lock);
+    engine.draining = true;
+    pthread_mutex_unlock(&engine.lock);
+}
+
+/* --- HTTP side --------------------------------------------------------- */
+
+int64_t engine_submit(struct task *t, int64_t wait_until, engine_done_fn done, void *arg)
+{
+    struct engine_live *live = calloc(1, sizeof *live);
+    int64_t id;
+
+    if (live == NULL)
+        goto fail;
+    pthread_mutex_lock(&engine.lock);
+    if (engine.stop) {
+        pthread_mutex_unlock(&engine.lock);
+        free(live);
+        task_free(t);
+        return -1;   /* the writer is gone: nothing could be committed */
+    }
+    id = ++engine.next_id;
+    if (idmap_put(&engine.live, id, live) < 0) {
+        pthread_mutex_unlock(&engine.lock);
+        goto fail;
+    }
+    t->id = id;
+    t->created_at = engine_now();
+    t->status = TASK_QUEUED;
+    live->t = t;
+    engine.stats.counts[TASK_QUEUED]++;
+    if (engine_op_task(live, done, arg, wait_until, true) < 0) {
+        engine.stats.counts[TASK_QUEUED]--;
+        idmap_del(&engine.live, id);
+        pthread_mutex_unlock(&engine.lock);
+        goto fail;
+    }
+    pthread_mutex_unlock(&engine.lock);
+    return id;
+fail:
+    log_error("out of memory: task refused");
+    free(live);
+    task_free(t);
+    return -1;
+}
+
+/* True if a task absent from the live table exists (so it is terminal). */
+static bool engine_exists_on_disk(int64_t id)
+{
+    bool found;
+    task_free(store_get_task(engine.store, id, &found));
+    return found;
+}
+
+enum engine_result engine_wait(int64_t id, int64_t wait_until, engine_done_fn done, void *arg)
+{
+    struct engine_live *live;
+    enum engine_result r = ENGINE_OK;
+
+    pthread_mutex_lock(&engine.lock);
+    live = idmap_get(&engine.live, id);
+    if (live != NULL && wait_until > engine_now() && !engine.stop) {
+        if (engine_waiter_add(live, wait_until, done, arg) == 0)
+            r = ENGINE_PENDING;
+        else
+            r = ENGINE_ERROR;
+    }
+    pthread_mutex_unlock(&engine.lock);
+    if (live == NULL && !engine_exists_on_disk(id))
+        r = ENGINE_NOT_FOUND;
+    return r;
+}
+
+enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg)
+{
+    struct engine_live *live;
+    struct task *t;
+    pid_t kill_pid = 0;
+    enum engine_result r;
+
+    pthread_mutex_lock(&engine.lock);
+    live = idmap_get(&engine.live, id);
+    if (live == NULL) {
+        pthread_mutex_unlock(&engine.lock);
+        return engine_exists_on_disk(id) ? ENGINE_CONFLICT : ENGINE_NOT_FOUND;
+    }
+    t = live->t;
+    if (task_status_terminal(t->status)) {
+        r = ENGINE_CONFLICT;
+        goto out;
+    }
+    if (engine.stop) {
+        r = ENGINE_ERROR;
+        goto out;
+    }
+    if (task_set_error(t, "cancelled", t->status == TASK_RUNNING
+                                           ? "cancelled while running; its worker was killed"
+                                           : "cancelled before it started") < 0) {
+        r = ENGINE_ERROR;
+        goto out;
+    }
+    if (t->status == TASK_RUNNING)
+        kill_pid = t->worker_pid;
+    if (live->in_queue) {
+        queue_remove(&engine.ready, id);
+        live->in_queue = false;
+        engine.stats.queue_depth--;
+    }
+    engine_set_status(t, TASK_CANCELLED);
+    t->finished_at = engine_now();
+    engine.stats.finished++;
+    r = engine_op_task(live, done, arg, 0, false) == 0 ? ENGINE_PENDING : ENGINE_ERROR;
+out:
+    pthread_mutex_unlock(&engine.lock);
+    if (kill_pid > 0)
+        pool_cancel(kill_pid, id);
+    return r;
+}
+
+cJSON *engine_task_json(int64_t id, bool with_payload, bool *found)
+{
+    struct engine_live *live;
+    struct task *t;
+    cJSON *j = NULL;
+
+    pthread_mutex_lock(&engine.lock);
+    live = idmap_get(&engine.live, id);
+    if (live != NULL)
+        j = task_to_json(live->t, with_payload);
+    pthread_mutex_unlock(&engine.lock);
+    if (live != NULL) {
+        *found = true;
+        return j;
+    }
+    t = store_get_task(engine.store, id, found);
+    if (t == NULL)
+        return NULL;
+    j = task_to_json(t, with_payload);
+    task_free(t);
+    return j;
+}
+
+struct engine_list_ctx {
+    cJSON  *array;
+    int     limit;
+    int     n;
+    int64_t last_id;
+    bool    more;
+    bool    failed;
+};
+
+static int engine_list_one(const struct task *t, void *arg)
+{
+    struct engine_list_ctx *c = arg;
+    struct engine_live *live;
+    cJSON *j = NULL;
+
+    if (c->n == c->limit) {
+        c->more = true;
+        return 0;
+    }
+    /* The row may lag the live state by one commit: show the live state. */
+    pthread_mutex_lock(&engine.lock);
+    live = idmap_get(&engine.live, t->id);
+    if (live != NULL)
+        j = task_to_json(live->t, true);
+    pthread_mutex_unlock(&engine.lock);
+    if (live == NULL)
+        j = task_to_json(t, true);
+    if (j == NULL || !cJSON_AddItemToArray(c->array, j)) {
+        cJSON_Delete(j);
+        c->failed = true;
+        return -1;
+    }
+    c->n++;
+    c->last_id = t->id;
+    return 0;
+}
+
+int64_t engine_list(const struct store_filter *f, cJSON *array)
+{
+    struct engine_list_ctx c = { array, f->limit, 0, 0, false, false };
+
+    if (store_list_tasks(engine.store, f, engine_list_one, &c) < 0 || c.failed)
+        return -1;
+    return c.more ? c.last_id : 0;
+}
+
+/* --- pool side --------------------------------------------------------- */
+
+int engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out)
+{
+    struct queue_item item;
+    struct engine_live *live;
+    struct task *t;
+    size_t klen, alen;
+    int got = 0;
+
+    pthread_mutex_lock(&engine.lock);
+    while (!engine.draining && queue_pop(&engine.ready, &item) == 0) {
+        live = item.data;
+        live->in_queue = false;
+        engine.stats.queue_depth--;
+        t = live->t;
+        klen = strlen(t->kind);
+        alen = strlen(t->args);
+        out->payload = malloc(klen + 1 + alen);
+        if (out->payload == NULL) {
+            log_error("out of memory: task %lld back to the queue", (long long)t->id);
+            engine_enqueue(live);
+            break;
+        }
+        memcpy(out->payload, t->kind, klen + 1);
+        memcpy(out->payload + klen + 1, t->args, alen);
+        out->payload_len = klen + 1 + alen;
+        out->id = t->id;
+        out->timeout_ms = t->timeout_ms;
+        engine_set_status(t, TASK_RUNNING);
+        t->attempts++;
+        t->worker_pid = pid;
+        t->worker_ppid = ppid;
+        t->started_at = engine_now();
+        t->finished_at = 0;
+        engine_op_task(live, NULL, NULL, 0, false);
+        got = 1;
+        break;
+    }
+    pthread_mutex_unlock(&engine.lock);
+    return got;
+}
+
+/* The live task id if it is running on pid, else NULL.  Locked. */
+static struct engine_live *engine_running_on(int64_t id, pid_t pid)
+{
+    struct engine_live *live = idmap_get(&engine.live, id);
+
+    if (live == NULL || live->t->status != TASK_RUNNING || live->t->worker_pid != pid)
+        return NULL;
+    return live;
+}
+
+static char *engine_strndup_or_null(const char *s, size_t len)
+{
+    return len > 0 ? strndup(s, len) : NULL;
+}
+
+void engine_task_finished(int64_t id, pid_t pid, bool ok, const char *result, size_t result_len,
+                          const char *code, size_t code_len, const char *message,
+                          size_t message_len, const struct task_usage *usage)
+{
+    struct engine_live *live;
+    struct task *t;
+
+    pthread_mutex_lock(&engine.lock);
+    live = engine_running_on(id, pid);
+    if (live == NULL)
+        goto out;   /* cancelled or timed out meanwhile: that verdict stands */
+    t = live->t;
+    t->result = engine_strndup_or_null(result, result_len);
+    if (!ok) {
+        t->error_code = code_len ? strndup(code, code_len) : strdup("task_failed");
+        t->error_message = strndup(message, message_len);
+    }
+    if ((result_len && t->result == NULL) ||
+        (!ok && (t->error_code == NULL || t->error_message == NULL))) {
+        log_error("out of memory: task %lld result dropped", (long long)id);
+        free(t->result);
+        t->result = NULL;
+        ok = false;
+        if (task_set_error(t, "internal", "out of memory storing the result") < 0)
+            goto out;
+    }
+    t->usage = *usage;
+    t->usage.set = true;
+    t->finished_at = engine_now();
+    engine_set_status(t, ok ? TASK_SUCCEEDED : TASK_FAILED);
+    engine.stats.finished++;
+    engine_op_task(live, NULL, NULL, 0, false);
+out:
+    pthread_mutex_unlock(&engine.lock);
+}
+
+void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool retry,
+                         const char *code, const char *message)
+{
+    struct engine_live *live;
+    struct task *t;
+    bool requeued = false;
+
+    pthread_mutex_lock(&engine.lock);
+    live = engine_running_on(id, pid);
+    if (live == NULL)
+        goto out;
+    t = live->t;
+    if (status == TASK_FAILED && retry && t->attempts < t->max_attempts) {
+        log_info("task %lld: %s; running it again (attempt %d of %d)", (long long)id, message,
+                 t->attempts + 1, t->max_attempts);
+        engine_set_status(t, TASK_QUEUED);
+        t->worker_pid = t->worker_ppid = 0;
+        t->started_at = 0;
+        requeued = engine_enqueue(live);
+    } else {
+        if (task_set_error(t, code, message) < 0)
+            log_error("out of memory: task %lld error not recorded", (long long)id);
+        t->finished_at = engine_now();
+        engine_set_status(t, status);
+        engine.stats.finished++;
+    }
+    engine_op_task(live, NULL, NULL, 0, false);
+out:
+    pthread_mutex_unlock(&engine.lock);
+    if (requeued)
+        pool_wake();
+}
+
+void engine_worker_record(const struct store_worker *w)
+{
+    struct engine_op *op = calloc(1, sizeof *op);
+
+    if (op == NULL) {
+        log_error("out of memory: worker %d not recorded", (int)w->pid);
+        return;
+    }
+    op->type = ENGINE_OP_WORKER;
+    op->worker = *w;
+    pthread_mutex_lock(&engine.lock);
+    op->seq = ++engine.next_seq;
+    if (engine.ops_tail)
+        engine.ops_tail->next = op;
+    else
+        engine.ops_head = op;
+    engine.ops_tail = op;
+    pthread_cond_signal(&engine.wake);
+    pthread_mutex_unlock(&engine.lock);
+}
+
+void engine_stats_get(struct engine_stats *out)
+{
+    pthread_mutex_lock(&engine.lock);
+    *out = engine.stats;
+    pthread_mutex_unlock(&engine.lock);
+}

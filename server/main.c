@@ -1,0 +1,331 @@
+/*
+ * main.c - taskpoold: command line, start-up order, signals, graceful stop.
+ *
+ * The same binary is the worker: the pool runs it as `taskpoold --worker`.
+ * Start-up: block the signals every thread must not take (SIGCHLD goes to
+ * the pool's signalfd, SIGTERM/SIGINT to sigwait here), then start the
+ * engine (database), the pool (workers), and HTTP last, so nothing is
+ * accepted before it can be recorded and run.  Stop is the reverse.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "engine.h"
+#include "events.h"
+#include "http.h"
+#include "log.h"
+#include "pool.h"
+#include "static.h"
+
+#define TASKPOOL_VERSION "1.0.0"
+
+static const char usage_text[] =
+    "usage: taskpoold [options]\n"
+    "\n"
+    "Runs tasks submitted over HTTP in a pool of worker processes and records\n"
+    "them in SQLite.  API under /api/v1, dashboard at /.\n"
+    "\n"
+    "  --listen HOST:PORT          address to serve (default 127.0.0.1:8080; port 0 picks one)\n"
+    "  --db PATH                   SQLite database (default ./taskpool.db)\n"
+    "  --workers N                 worker processes (default: number of CPUs)\n"
+    "  --max-tasks-per-worker N    retire a worker after N tasks (default 0 = never)\n"
+    "  --allow-exec                enable the 'exec' kind (runs commands as this user)\n"
+    "  --token TOKEN               require 'Authorization: Bearer TOKEN' on /api/\n"
+    "                              (or set TASKPOOL_TOKEN)\n"
+    "  --insecure                  allow a non-loopback --listen without a token\n"
+    "  --shutdown-grace S          seconds running tasks get on SIGTERM (default 10)\n"
+    "  --max-output BYTES          exec output kept per stream (default 1048576)\n"
+    "  --sync full|normal          full: a 201 survives power loss (default);\n"
+    "                              normal: faster, may lose the last commits on power loss\n"
+    "  --web DIR                   dashboard files (default: web/ beside bin/)\n"
+    "  --verbose                   log debug lines\n"
+    "  --help, --version\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints one line about a bad command line; returns the exit code for it. */
+static int usage_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "taskpoold: %s (see taskpoold --help)\n", msg);
+    return 2;
+}
+
+/* Parses a decimal integer within [lo, hi].  0 / -1. */
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_listen(const char *s, struct config *cfg)
+{
+    const char *colon = strrchr(s, ':');
+    long long port;
+    size_t hl;
+
+    if (colon == NULL || parse_int(colon + 1, 0, 65535, &port) < 0)
+        return -1;
+    hl = (size_t)(colon - s);
+    if (hl > 1 && s[0] == '[' && s[hl - 1] == ']') {   /* [::1]:8080 */
+        s++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof cfg->listen_host)
+        return -1;
+    memcpy(cfg->listen_host, s, hl);
+    cfg->listen_host[hl] = '\0';
+    cfg->listen_port = (int)port;
+    return 0;
+}
+
+static bool is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+static char *default_web_root(const char *exe)
+{
+    char buf[PATH_MAX], *slash;
+
+    snprintf(buf, sizeof buf, "%s", exe);
+    slash = strrchr(buf, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';                         /* .../bin */
+    slash = strrchr(buf, '/');
+    if (slash == NULL)
+        return NULL;
+    snprintf(slash, sizeof buf - (size_t)(slash - buf), "/web");
+    return strdup(buf);
+}
+
+enum { OPT_LISTEN = 256, OPT_DB, OPT_WORKERS, OPT_MAX_TASKS, OPT_ALLOW_EXEC, OPT_TOKEN,
+       OPT_INSECURE, OPT_GRACE, OPT_MAX_OUTPUT, OPT_SYNC, OPT_WEB, OPT_VERBOSE, OPT_HELP,
+       OPT_VERSION };
+
+static const struct option long_options[] = {
+    { "listen", required_argument, NULL, OPT_LISTEN },
+    { "db", required_argument, NULL, OPT_DB },
+    { "workers", required_argument, NULL, OPT_WORKERS },
+    { "max-tasks-per-worker", required_argument, NULL, OPT_MAX_TASKS },
+    { "allow-exec", no_argument, NULL, OPT_ALLOW_EXEC },
+    { "token", required_argument, NULL, OPT_TOKEN },
+    { "insecure", no_argument, NULL, OPT_INSECURE },
+    { "shutdown-grace", required_argument, NULL, OPT_GRACE },
+    { "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+    { "sync", required_argument, NULL, OPT_SYNC },
+    { "web", required_argument, NULL, OPT_WEB },
+    { "verbose", no_argument, NULL, OPT_VERBOSE },
+    { "help", no_argument, NULL, OPT_HELP },
+    { "version", no_argument, NULL, OPT_VERSION },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Fills cfg from argv.  Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct config *cfg)
+{
+    long long v;
+    char *end;
+    double d;
+    int c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            if (parse_listen(optarg, cfg) < 0)
+                return usage_error("--listen wants HOST:PORT, got '%s'", optarg);
+            break;
+        case OPT_DB:
+            if (*optarg == '\0')
+                return usage_error("--db wants a path");
+            cfg->db_path = optarg;
+            break;
+        case OPT_WORKERS:
+            if (parse_int(optarg, 1, 256, &v) < 0)
+                return usage_error("--workers wants an integer from 1 to 256, got '%s'", optarg);
+            cfg->workers = (int)v;
+            break;
+        case OPT_MAX_TASKS:
+            if (parse_int(optarg, 0, LLONG_MAX, &v) < 0)
+                return usage_error("--max-tasks-per-worker wants an integer >= 0, got '%s'", optarg);
+            cfg->max_tasks_per_worker = v;
+            break;
+        case OPT_ALLOW_EXEC:
+            cfg->allow_exec = true;
+            break;
+        case OPT_TOKEN:
+            if (*optarg == '\0')
+                return usage_error("--token must not be empty");
+            cfg->token = optarg;
+            break;
+        case OPT_INSECURE:
+            cfg->insecure = true;
+            break;
+        case OPT_GRACE:
+            errno = 0;
+            d = strtod(optarg, &end);
+            if (*optarg == '\0' || *end != '\0' || errno != 0 || !(d >= 0 && d <= 86400))
+                return usage_error("--shutdown-grace wants seconds from 0 to 86400, got '%s'", optarg);
+            cfg->shutdown_grace = d;
+            break;
+        case OPT_MAX_OUTPUT:
+            if (parse_int(optarg, 1, 64LL * 1024 * 1024, &v) < 0)
+                return usage_error("--max-output wants bytes from 1 to 67108864, got '%s'", optarg);
+            cfg->max_output = (size_t)v;
+            break;
+        case OPT_SYNC:
+            if (strcmp(optarg, "full") == 0)
+                cfg->sync_full = true;
+            else if (strcmp(optarg, "normal") == 0)
+                cfg->sync_full = false;
+            else
+                return usage_error("--sync wants full or normal, got '%s'", optarg);
+            break;
+        case OPT_WEB:
+            cfg->web_root = optarg;
+            break;
+        case OPT_VERBOSE:
+            log_set_level(LOG_DEBUG);
+            break;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("taskpoold %s\n", TASKPOOL_VERSION);
+            return 0;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (cfg->token == NULL) {
+        const char *env = getenv("TASKPOOL_TOKEN");
+        if (env != NULL && *env != '\0')
+            cfg->token = env;
+    }
+    if (!is_loopback(cfg->listen_host) && cfg->token == NULL && !cfg->insecure)
+        return usage_error("refusing to listen on '%s' without --token (or --insecure)",
+                           cfg->listen_host);
+    return -1;
+}
+
+/* Lets one process hold many connections; the soft limit is often 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static char exe[PATH_MAX];
+    struct config cfg = {
+        .listen_host = "127.0.0.1", .listen_port = 8080, .db_path = "./taskpool.db",
+        .sync_full = true, .shutdown_grace = 10, .max_output = 1024 * 1024,
+    };
+    char *web_default = NULL;
+    sigset_t sigs;
+    int sig, rc;
+    ssize_t n;
+
+    if (argc > 1 && strcmp(argv[1], "--worker") == 0)
+        return worker_main(argc, argv);
+
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.workers = ncpu > 0 ? (int)ncpu : 1;
+    rc = parse_args(argc, argv, &cfg);
+    if (rc >= 0)
+        return rc;
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        log_error("cannot find my own binary: %s", strerror(errno));
+        return 1;
+    }
+    exe[n] = '\0';
+    cfg.exe_path = exe;
+    if (cfg.web_root == NULL)
+        cfg.web_root = web_default = default_web_root(exe);
+
+    /* Before any thread exists, so every thread inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGCHLD);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    log_info("taskpoold %s starting: db %s, %d workers%s%s", TASKPOOL_VERSION, cfg.db_path,
+             cfg.workers, cfg.allow_exec ? ", exec allowed" : "",
+             cfg.token ? ", token required" : "");
+    rc = 1;
+    if (events_init(65536, 32 * 1024 * 1024) < 0)
+        goto out;
+    if (cfg.web_root == NULL || static_open(cfg.web_root) < 0)
+        log_warn("no dashboard: cannot open web root %s", cfg.web_root ? cfg.web_root : "?");
+    if (engine_start(&cfg) < 0)
+        goto out_events;
+    if (pool_start(&cfg) < 0)
+        goto out_engine;
+    if (http_start(&cfg) < 0)
+        goto out_pool;
+
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            log_info("SIGHUP ignored: restart to change settings");
+    }
+    log_info("%s: stopping (grace %.1f s)", strsignal(sig), cfg.shutdown_grace);
+    http_begin_shutdown();
+    rc = 0;
+out_pool:
+    pool_stop((int64_t)(cfg.shutdown_grace * 1000));
+out_engine:
+    engine_stop();       /* writes what is left, answers every waiter */
+    events_shutdown();
+    http_stop();
+    engine_close();
+    if (rc == 0)
+        log_info("stopped");
+out_events:
+    static_close();
+out:
+    free(web_default);
+    return rc;
+}

@@ -1,0 +1,695 @@
+/*
+ * pool.c - the prefork worker pool (see pool.h).
+ *
+ * DESIGN
+ * One dispatcher thread owns the worker processes: it spawns them, reads
+ * their channels, hands out tasks, enforces timeouts, kills on cancel, reaps
+ * and replaces.  It sleeps in epoll_wait on the workers' channels, an
+ * eventfd (pool_wake, pool_cancel, pool_stop) and a signalfd for SIGCHLD
+ * (blocked in every thread, so only the signalfd sees it).
+ * pool.lock guards the scoreboard fields that other threads read
+ * (pool_describe, pool_stats_get) and the cancel requests; only the
+ * dispatcher writes the scoreboard.  The dispatcher never holds pool.lock
+ * while calling the engine, so the two locks never nest.
+ *
+ * Workers are spawned with posix_spawn (fork+exec of this binary in worker
+ * mode), never a bare fork: the daemon is multi-threaded, and a forked copy
+ * would inherit whatever locks other threads held at that instant.  Each
+ * worker leads its own process group, so kill(-pid) ends the worker and
+ * anything it started (exec commands and their children).
+ */
+#include "pool.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "engine.h"
+#include "log.h"
+#include "task.h"
+
+extern char **environ;
+
+#define POOL_EV_WAKE   UINT32_MAX
+#define POOL_EV_SIGNAL (UINT32_MAX - 1)
+#define POOL_SICK_MS   1000          /* a worker dying younger than this is "sick" */
+#define POOL_BACKOFF_MAX_MS 10000
+#define POOL_STOP_WAIT_MS   3000     /* after closing channels, before SIGKILL */
+#define POOL_CANCELS_MAX    1024
+
+enum pool_state { SLOT_FREE = 0, SLOT_STARTING, SLOT_IDLE, SLOT_BUSY, SLOT_EXITING };
+
+struct pool_worker {                 /* one scoreboard slot */
+    pid_t              pid;
+    pid_t              ppid;         /* as the worker reported it */
+    int                fd;           /* channel; -1 once closed */
+    enum pool_state    state;
+    int64_t            task_id;      /* running task, 0 = none */
+    int64_t            deadline;     /* task timeout, Unix ms; 0 = none */
+    int64_t            started_at;
+    int64_t            tasks_done;
+    const char        *exit_reason;  /* why we ended it; NULL = it died on its own */
+    struct chan_reader rd;
+};
+
+struct pool_cancel { pid_t pid; int64_t id; };
+
+static struct {
+    pthread_mutex_t      lock;
+    const struct config *cfg;
+    struct pool_worker  *slots;
+    int                  nslots;
+    int                  epfd, evfd, sigfd;
+    pthread_t            thread;
+    bool                 started;
+    bool                 stop;           /* set by pool_stop, under lock */
+    int64_t              grace_until;
+    int64_t              next_spawn_at;
+    int                  sick_streak;
+    struct pool_cancel   cancels[POOL_CANCELS_MAX];
+    int                  ncancels;
+    struct pool_stats    stats;
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1, .sigfd = -1 };
+
+static int64_t pool_now(void) { return task_now_ms(); }
+
+void pool_wake(void)
+{
+    uint64_t one = 1;
+    if (pool.evfd >= 0)
+        (void)!write(pool.evfd, &one, sizeof one);
+}
+
+void pool_cancel(pid_t pid, int64_t id)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (pool.ncancels < POOL_CANCELS_MAX)
+        pool.cancels[pool.ncancels++] = (struct pool_cancel){ pid, id };
+    else
+        log_error("too many cancels at once: task %lld will run to its end", (long long)id);
+    pthread_mutex_unlock(&pool.lock);
+    pool_wake();
+}
+
+static void pool_set_state(struct pool_worker *w, enum pool_state st, int64_t task_id)
+{
+    pthread_mutex_lock(&pool.lock);
+    w->state = st;
+    w->task_id = task_id;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+static void pool_record(const struct pool_worker *w, int64_t exited_at, int code, int sig,
+                        const char *reason)
+{
+    struct store_worker rec = {
+        .pid = w->pid, .started_at = w->started_at, .exited_at = exited_at,
+        .exit_code = code, .exit_signal = sig, .tasks_done = w->tasks_done,
+        .exit_reason = reason,
+    };
+    engine_worker_record(&rec);
+}
+
+/* Closes the channel: an idle worker reads EOF and exits. */
+static void pool_close_channel(struct pool_worker *w)
+{
+    if (w->fd < 0)
+        return;
+    epoll_ctl(pool.epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    close(w->fd);
+    w->fd = -1;
+}
+
+/* Ends a worker at once, with everything it started.  reason says why, for the log and the record. */
+static void pool_kill(struct pool_worker *w, const char *reason)
+{
+    if (w->pid > 0)
+        kill(-w->pid, SIGKILL);
+    w->exit_reason = reason;
+    pool_close_channel(w);
+    pool_set_state(w, SLOT_EXITING, 0);
+}
+
+static int pool_spawn(int64_t now)
+{
+    struct pool_worker *w = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    char parent[32], maxout[32];
+    char *argv[] = { (char *)pool.cfg->exe_path, "--worker", "--parent", parent,
+                     "--max-output", maxout, NULL };
+    int sv[2] = { -1, -1 }, err;
+    pid_t pid;
+
+    for (int i = 0; i < pool.nslots; i++) {
+        if (pool.slots[i].state == SLOT_FREE) {
+            w = &pool.slots[i];
+            break;
+        }
+    }
+    if (w == NULL)
+        return -1;   /* every slot waits for a reap; try again after it */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_error("socketpair: %s", strerror(errno));
+        return -1;
+    }
+    /* dup2 onto the same number would leave close-on-exec set: keep fd 3 free of it. */
+    if (sv[1] == 3) {
+        int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+        close(sv[1]);
+        sv[1] = moved;
+        if (moved < 0)
+            goto fail_errno;
+    }
+    snprintf(parent, sizeof parent, "%ld", (long)getpid());
+    snprintf(maxout, sizeof maxout, "%zu", pool.cfg->max_output);
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);     /* we block SIGCHLD & co.; it must not */
+    posix_spawnattr_setsigdefault(&attr, &all);
+    err = posix_spawn(&pid, pool.cfg->exe_path, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(sv[1]);
+    sv[1] = -1;
+    if (err != 0) {
+        errno = err;
+        goto fail_errno;
+    }
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)(w - pool.slots) };
+    if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, sv[0], &ev) < 0) {
+        kill(-pid, SIGKILL);
+        goto fail_errno;   /* reaped as an unknown child */
+    }
+    pthread_mutex_lock(&pool.lock);
+    memset(w, 0, sizeof *w);
+    w->pid = pid;
+    w->fd = sv[0];
+    w->state = SLOT_STARTING;
+    w->started_at = now;
+    pool.stats.spawned++;
+    pthread_mutex_unlock(&pool.lock);
+    /* Results carry exec output, JSON-escaped (up to 6 bytes a byte) for two streams. */
+    chan_reader_init(&w->rd, 12 * pool.cfg->max_output + 1024 * 1024);
+    pool_record(w, 0, -1, 0, NULL);
+    log_info("worker %ld started", (long)pid);
+    return 0;
+
+fail_errno:
+    log_error("cannot start a worker: %s", strerror(errno));
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    return -1;
+}
+
+/* Handles one frame from worker w.  0, or -1 if the worker broke the protocol. */
+static int pool_on_message(struct pool_worker *w, const struct chan_msg *m)
+{
+    struct chan_hello hello;
+    struct chan_result_view r;
+
+    switch (m->type) {
+    case CHAN_MSG_HELLO:
+        if (w->state != SLOT_STARTING || m->len != sizeof hello)
+            return -1;
+        memcpy(&hello, m->payload, sizeof hello);
+        w->ppid = hello.ppid;
+        pool_set_state(w, SLOT_IDLE, 0);
+        return 0;
+    case CHAN_MSG_RESULT:
+        if (w->state != SLOT_BUSY || m->task_id != w->task_id || chan_parse_result(m, &r) < 0)
+            return -1;
+        struct task_usage u = { true, r.fixed.user_ms, r.fixed.sys_ms, r.fixed.max_rss_kb };
+        engine_task_finished(m->task_id, w->pid, r.fixed.ok != 0, r.result, r.result_len, r.code,
+                             r.code_len, r.message, r.message_len, &u);
+        pthread_mutex_lock(&pool.lock);
+        w->tasks_done++;
+        w->state = SLOT_IDLE;
+        w->task_id = 0;
+        w->deadline = 0;
+        pthread_mutex_unlock(&pool.lock);
+        pool.sick_streak = 0;
+        if (pool.cfg->max_tasks_per_worker > 0 && w->tasks_done >= pool.cfg->max_tasks_per_worker) {
+            log_info("worker %ld retires after %lld tasks", (long)w->pid, (long long)w->tasks_done);
+            w->exit_reason = "retired";
+            pool_close_channel(w);
+            pool_set_state(w, SLOT_EXITING, 0);
+        }
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static void pool_on_readable(struct pool_worker *w)
+{
+    struct chan_msg m;
+    ssize_t n;
+    int got;
+
+    if (w->fd < 0)
+        return;
+    n = chan_reader_fill(&w->rd, w->fd);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        /* The worker is gone or going; the reap tells how. */
+        pool_close_channel(w);
+        if (w->state != SLOT_EXITING)
+            pool_set_state(w, SLOT_EXITING, w->task_id);
+        return;
+    }
+    while ((got = chan_reader_next(&w->rd, &m)) == 1) {
+        if (pool_on_message(w, &m) < 0) {
+            got = -1;
+            break;
+        }
+    }
+    if (got < 0) {
+        log_error("worker %ld broke the channel protocol: killed", (long)w->pid);
+        pool_kill(w, "killed");
+        /* Its task, if any, is settled at the reap like any other death. */
+    }
+}
+
+static void pool_describe_exit(int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "exited with code %d", WEXITSTATUS(status));
+}
+
+static void pool_reap(int64_t now)
+{
+    siginfo_t info;
+    int status;
+    pid_t pid;
+
+    for (;;) {
+        struct pool_worker *w = NULL;
+        char how[96], msg[160];
+
+        /* Peek first: while the zombie is unreaped its pid (and so its group
+         * id) cannot be reused, so killing the group hits only its leftovers. */
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0)
+            break;
+        pid = info.si_pid;
+        kill(-pid, SIGKILL);
+        if (waitpid(pid, &status, 0) < 0)
+            continue;
+
+        for (int i = 0; i < pool.nslots; i++)
+            if (pool.slots[i].state != SLOT_FREE && pool.slots[i].pid == pid)
+                w = &pool.slots[i];
+        pool_describe_exit(status, how, sizeof how);
+        if (w == NULL) {
+            log_warn("unknown child %ld %s", (long)pid, how);
+            continue;
+        }
+        pool_close_channel(w);
+        if (w->task_id != 0) {
+            snprintf(msg, sizeof msg, "worker %ld %s", (long)pid, how);
+            engine_task_aborted(w->task_id, pid, TASK_FAILED, true, "worker_died", msg);
+        }
+        if (w->exit_reason == NULL) {
+            pool.stats.restarts_unplanned++;
+            if (now - w->started_at < POOL_SICK_MS || WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
+                int64_t delay = 100LL << (pool.sick_streak < 7 ? pool.sick_streak : 7);
+                pool.sick_streak++;
+                if (delay > POOL_BACKOFF_MAX_MS)
+                    delay = POOL_BACKOFF_MAX_MS;
+                pool.next_spawn_at = now + delay;
+                log_warn("worker %ld %s after %lld ms: next start in %lld ms", (long)pid, how,
+                         (long long)(now - w->started_at), (long long)delay);
+            } else {
+                log_warn("worker %ld %s", (long)pid, how);
+            }
+        } else {
+            log_info("worker %ld %s (%s)", (long)pid, how, w->exit_reason);
+        }
+        pool_record(w, now, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                    WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+                    w->exit_reason ? w->exit_reason : "died");
+        chan_reader_free(&w->rd);
+        pthread_mutex_lock(&pool.lock);
+        w->state = SLOT_FREE;
+        w->pid = 0;
+        w->task_id = 0;
+        pool.stats.exited++;
+        pthread_mutex_unlock(&pool.lock);
+    }
+}
+
+static void pool_do_cancels(void)
+{
+    struct pool_cancel todo[POOL_CANCELS_MAX];
+    int n;
+
+    pthread_mutex_lock(&pool.lock);
+    n = pool.ncancels;
+    memcpy(todo, pool.cancels, sizeof todo[0] * (size_t)n);
+    pool.ncancels = 0;
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < pool.nslots; k++) {
+            struct pool_worker *w = &pool.slots[k];
+            if (w->state == SLOT_BUSY && w->pid == todo[i].pid && w->task_id == todo[i].id) {
+                log_info("task %lld cancelled: killing worker %ld", (long long)w->task_id,
+                         (long)w->pid);
+                pool_kill(w, "killed");
+            }
+        }
+    }
+}
+
+static void pool_do_timeouts(int64_t now)
+{
+    char msg[160];
+
+    for (int i = 0; i < pool.nslots; i++) {
+        struct pool_worker *w = &pool.slots[i];
+        if (w->state != SLOT_BUSY || w->deadline == 0 || now < w->deadline)
+            continue;
+        int64_t id = w->task_id;
+        log_info("task %lld timed out: killing worker %ld", (long long)id, (long)w->pid);
+        snprintf(msg, sizeof msg, "timed out; worker %ld and everything it started were killed",
+                 (long)w->pid);
+        pool_kill(w, "killed");
+        engine_task_aborted(id, w->pid, TASK_TIMED_OUT, false, "timed_out", msg);
+    }
+}
+
+static int pool_active(void)
+{
+    int n = 0;
+    for (int i = 0; i < pool.nslots; i++)
+        n += pool.slots[i].state != SLOT_FREE && pool.slots[i].state != SLOT_EXITING;
+    return n;
+}
+
+static void pool_dispatch(int64_t now)
+{
+    struct engine_dispatch d;
+
+    for (int i = 0; i < pool.nslots; i++) {
+        struct pool_worker *w = &pool.slots[i];
+        if (w->state != SLOT_IDLE)
+            continue;
+        if (!engine_next_task(w->pid, w->ppid, &d))
+            return;
+        pthread_mutex_lock(&pool.lock);
+        w->state = SLOT_BUSY;
+        w->task_id = d.id;
+        w->deadline = d.timeout_ms > 0 ? now + d.timeout_ms : 0;
+        pthread_mutex_unlock(&pool.lock);
+        struct chan_part part = { d.payload, d.payload_len };
+        if (chan_send(w->fd, CHAN_MSG_TASK, d.id, &part, 1) < 0) {
+            log_warn("worker %ld: cannot send task %lld: %s", (long)w->pid, (long long)d.id,
+                     strerror(errno));
+            pool_kill(w, NULL);        /* its task is settled at the reap */
+            w->task_id = d.id;
+        }
+        free(d.payload);
+    }
+}
+
+/* Milliseconds until the next thing the loop must do by itself. */
+static int pool_timeout(int64_t now)
+{
+    int64_t next = now + 1000;
+
+    if (pool_active() < pool.cfg->workers && now >= pool.next_spawn_at)
+        return 0;
+    for (int i = 0; i < pool.nslots; i++)
+        if (pool.slots[i].state == SLOT_BUSY && pool.slots[i].deadline > 0 &&
+            pool.slots[i].deadline < next)
+            next = pool.slots[i].deadline;
+    if (pool.next_spawn_at > now && pool.next_spawn_at < next && pool_active() < pool.cfg->workers)
+        next = pool.next_spawn_at;
+    return next > now ? (int)(next - now) : 0;
+}
+
+static void pool_drain_fd(int fd, size_t size)
+{
+    char buf[sizeof(struct signalfd_siginfo) * 16];
+    while (read(fd, buf, size < sizeof buf ? size : sizeof buf) > 0)
+        ;
+}
+
+/* The graceful stop, run by the dispatcher.  Returns when every worker is reaped. */
+static void pool_run_stop(void)
+{
+    int64_t now, kill_at = 0;
+    struct epoll_event evs[64];
+
+    for (;;) {
+        int busy = 0, alive = 0;
+        now = pool_now();
+        pool_reap(now);
+        for (int i = 0; i < pool.nslots; i++) {
+            struct pool_worker *w = &pool.slots[i];
+            if (w->state == SLOT_FREE)
+                continue;
+            alive++;
+            if (w->state == SLOT_BUSY) {
+                busy++;
+                if (now >= pool.grace_until) {
+                    int64_t id = w->task_id;
+                    log_warn("task %lld still running after the grace period: killing worker %ld",
+                             (long long)id, (long)w->pid);
+                    pool_kill(w, "shutdown");
+                    engine_task_aborted(id, w->pid, TASK_FAILED, true, "interrupted",
+                                        "taskpoold stopped and the grace period ran out");
+                }
+            } else if (w->state != SLOT_EXITING) {
+                w->exit_reason = "shutdown";
+                pool_close_channel(w);
+                pool_set_state(w, SLOT_EXITING, 0);
+            }
+        }
+        if (alive == 0)
+            return;
+        if (busy == 0 && kill_at == 0)
+            kill_at = now + POOL_STOP_WAIT_MS;
+        if (kill_at > 0 && now >= kill_at) {
+            for (int i = 0; i < pool.nslots; i++)
+                if (pool.slots[i].state != SLOT_FREE) {
+                    log_warn("worker %ld did not exit: killed", (long)pool.slots[i].pid);
+                    kill(-pool.slots[i].pid, SIGKILL);
+                }
+            kill_at = now + POOL_STOP_WAIT_MS;
+        }
+        int n = epoll_wait(pool.epfd, evs, 64, 50);
+        for (int i = 0; i < n; i++) {
+            uint32_t k = evs[i].data.u32;
+            if (k == POOL_EV_WAKE)
+                pool_drain_fd(pool.evfd, sizeof(uint64_t));
+            else if (k == POOL_EV_SIGNAL)
+                pool_drain_fd(pool.sigfd, sizeof(struct signalfd_siginfo) * 16);
+            else
+                pool_on_readable(&pool.slots[k]);
+        }
+    }
+}
+
+static void *pool_main(void *unused)
+{
+    struct epoll_event evs[64];
+
+    (void)unused;
+    for (;;) {
+        int64_t now = pool_now();
+        bool stop;
+        int n = epoll_wait(pool.epfd, evs, 64, pool_timeout(now));
+        for (int i = 0; i < n; i++) {
+            uint32_t k = evs[i].data.u32;
+            if (k == POOL_EV_WAKE)
+                pool_drain_fd(pool.evfd, sizeof(uint64_t));
+            else if (k == POOL_EV_SIGNAL)
+                pool_drain_fd(pool.sigfd, sizeof(struct signalfd_siginfo) * 16);
+            else
+                pool_on_readable(&pool.slots[k]);
+        }
+        now = pool_now();
+        pool_reap(now);
+        pool_do_cancels();
+        pool_do_timeouts(now);
+        pthread_mutex_lock(&pool.lock);
+        stop = pool.stop;
+        pthread_mutex_unlock(&pool.lock);
+        if (stop)
+            break;
+        while (pool_active() < pool.cfg->workers && now >= pool.next_spawn_at)
+            if (pool_spawn(now) < 0) {
+                pool.next_spawn_at = now + 1000;
+                break;
+            }
+        pool_dispatch(now);
+    }
+    pool_run_stop();
+    return NULL;
+}
+
+int pool_start(const struct config *cfg)
+{
+    sigset_t chld;
+    struct epoll_event ev = { .events = EPOLLIN };
+
+    pool.cfg = cfg;
+    pool.nslots = cfg->workers * 2 + 4;   /* room for replacements while the dead await reaping */
+    pool.slots = calloc((size_t)pool.nslots, sizeof *pool.slots);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pool.epfd = epoll_create1(EPOLL_CLOEXEC);
+    pool.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pool.sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (pool.slots == NULL || pool.epfd < 0 || pool.evfd < 0 || pool.sigfd < 0) {
+        log_error("cannot set up the pool: %s", strerror(errno));
+        goto fail;
+    }
+    ev.data.u32 = POOL_EV_WAKE;
+    if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, pool.evfd, &ev) < 0)
+        goto fail;
+    ev.data.u32 = POOL_EV_SIGNAL;
+    if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, pool.sigfd, &ev) < 0)
+        goto fail;
+    if (pthread_create(&pool.thread, NULL, pool_main, NULL) != 0) {
+        log_error("cannot start the dispatcher thread");
+        goto fail;
+    }
+    pool.started = true;
+    return 0;
+fail:
+    pool_stop(0);
+    return -1;
+}
+
+void pool_stop(int64_t grace_ms)
+{
+    if (pool.started) {
+        engine_drain();
+        pthread_mutex_lock(&pool.lock);
+        pool.stop = true;
+        pool.grace_until = pool_now() + grace_ms;
+        pthread_mutex_unlock(&pool.lock);
+        pool_wake();
+        pthread_join(pool.thread, NULL);
+        pool.started = false;
+    }
+    if (pool.epfd >= 0) close(pool.epfd);
+    if (pool.evfd >= 0) close(pool.evfd);
+    if (pool.sigfd >= 0) close(pool.sigfd);
+    pool.epfd = pool.evfd = pool.sigfd = -1;
+    free(pool.slots);
+    pool.slots = NULL;
+    pool.nslots = 0;
+}
+
+/* Resident memory of pid in KiB, or -1. */
+static long pool_rss_kb(pid_t pid)
+{
+    char path[64];
+    long size, resident = -1;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+int pool_describe(cJSON *obj)
+{
+    struct pool_worker *copy;
+    cJSON *list, *p;
+    int n = 0, busy = 0;
+    char when[40];
+
+    copy = calloc((size_t)(pool.nslots ? pool.nslots : 1), sizeof *copy);
+    if (copy == NULL)
+        return -1;
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < pool.nslots; i++) {
+        enum pool_state st = pool.slots[i].state;
+        if (st == SLOT_IDLE || st == SLOT_BUSY || st == SLOT_STARTING)
+            copy[n++] = pool.slots[i];
+    }
+    pthread_mutex_unlock(&pool.lock);
+    list = cJSON_AddArrayToObject(obj, "workers");
+    if (list == NULL)
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        cJSON *w = cJSON_CreateObject();
+        long rss = pool_rss_kb(copy[i].pid);
+        if (w == NULL || !cJSON_AddItemToArray(list, w))
+            goto fail_item;
+        busy += copy[i].state == SLOT_BUSY;
+        task_format_time(copy[i].started_at, when, sizeof when);
+        if (!cJSON_AddNumberToObject(w, "pid", copy[i].pid) ||
+            !cJSON_AddStringToObject(w, "state", copy[i].state == SLOT_BUSY ? "busy" : "idle") ||
+            !(copy[i].task_id ? cJSON_AddNumberToObject(w, "task_id", (double)copy[i].task_id)
+                              : cJSON_AddNullToObject(w, "task_id")) ||
+            !cJSON_AddNumberToObject(w, "tasks_done", (double)copy[i].tasks_done) ||
+            !cJSON_AddStringToObject(w, "started_at", when) ||
+            !(rss >= 0 ? cJSON_AddNumberToObject(w, "rss_kb", (double)rss)
+                       : cJSON_AddNullToObject(w, "rss_kb")))
+            goto fail;
+        continue;
+fail_item:
+        cJSON_Delete(w);
+        goto fail;
+    }
+    p = cJSON_AddObjectToObject(obj, "pool");
+    if (p == NULL || !cJSON_AddNumberToObject(p, "size", pool.cfg->workers) ||
+        !cJSON_AddNumberToObject(p, "max_tasks_per_worker",
+                                 (double)pool.cfg->max_tasks_per_worker) ||
+        !cJSON_AddNumberToObject(p, "busy", busy) ||
+        !cJSON_AddNumberToObject(p, "idle", n - busy) ||
+        !cJSON_AddNumberToObject(p, "cpu_count", (double)sysconf(_SC_NPROCESSORS_ONLN)) ||
+        !cJSON_AddNumberToObject(p, "daemon_pid", getpid()))
+        goto fail;
+    free(copy);
+    return 0;
+fail:
+    free(copy);
+    return -1;
+}
+
+void pool_stats_get(struct pool_stats *out)
+{
+    pthread_mutex_lock(&pool.lock);
+    *out = pool.stats;
+    out->total = out->busy = out->idle = 0;
+    for (int i = 0; i < pool.nslots; i++) {
+        enum pool_state st = pool.slots[i].state;
+        out->busy += st == SLOT_BUSY;
+        out->idle += st == SLOT_IDLE || st == SLOT_STARTING;
+    }
+    out->total = out->busy + out->idle;
+    pthread_mutex_unlock(&pool.lock);
+}

@@ -1,0 +1,144 @@
+/*
+ * worker.c - a worker process: reads TASK frames from its channel (fd 3),
+ * runs each with the kind's handler, answers with a RESULT frame.
+ *
+ * The daemon spawns us with fork+exec, so we start single-threaded and clean.
+ * We lead our own process group, and everything we run stays in it, so the
+ * daemon stops a task's work, whatever it started, with one kill(-pid).
+ * We must not outlive the daemon: the channel's EOF ends us between tasks,
+ * and PR_SET_PDEATHSIG delivers SIGTERM mid-task, whose handler kills our
+ * whole group (commands included) at once.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "kinds.h"
+#include "log.h"
+#include "pool.h"
+
+#define WORKER_FD 3
+
+static void worker_on_term(int sig)
+{
+    (void)sig;
+    kill(0, SIGKILL);          /* our group: us and any command we run */
+    _exit(WORKER_EXIT_ORPHAN);
+}
+
+static int64_t worker_tv_ms(const struct timeval *tv)
+{
+    return (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000;
+}
+
+/* Runs one TASK frame and sends its RESULT.  0, or -1 if the channel is broken. */
+static int worker_run(const struct chan_msg *msg, const struct kind_limits *lim)
+{
+    const char *kind_name = msg->payload, *nul = memchr(msg->payload, '\0', msg->len);
+    struct kind_outcome out = { 0 };
+    struct rusage self0, self1, kids0, kids1;
+    const struct kind *k;
+    cJSON *args = NULL;
+    int rc;
+
+    if (nul == NULL)
+        return -1;
+    k = kind_find(kind_name);
+    args = cJSON_ParseWithLength(nul + 1, msg->len - (size_t)(nul + 1 - msg->payload));
+    getrusage(RUSAGE_SELF, &self0);
+    getrusage(RUSAGE_CHILDREN, &kids0);
+    if (k == NULL || args == NULL) {
+        out.ok = false;
+        out.error_code = strdup("internal");
+        out.error_message = strdup(k == NULL ? "the worker does not know this kind"
+                                             : "the worker could not parse the args");
+    } else if (k->run(args, lim, &out) < 0) {
+        kind_outcome_clear(&out);
+        out.error_code = strdup("internal");
+        out.error_message = strdup("the worker ran out of memory");
+    }
+    getrusage(RUSAGE_SELF, &self1);
+    getrusage(RUSAGE_CHILDREN, &kids1);
+    rc = chan_send_result(WORKER_FD, msg->task_id, out.ok,
+                          worker_tv_ms(&self1.ru_utime) - worker_tv_ms(&self0.ru_utime) +
+                              worker_tv_ms(&kids1.ru_utime) - worker_tv_ms(&kids0.ru_utime),
+                          worker_tv_ms(&self1.ru_stime) - worker_tv_ms(&self0.ru_stime) +
+                              worker_tv_ms(&kids1.ru_stime) - worker_tv_ms(&kids0.ru_stime),
+                          out.child_max_rss_kb > 0 ? out.child_max_rss_kb : self1.ru_maxrss,
+                          out.result, out.error_code,
+                          out.error_message ? out.error_message : (out.ok ? NULL : "failed"));
+    kind_outcome_clear(&out);
+    cJSON_Delete(args);
+    return rc;
+}
+
+int worker_main(int argc, char **argv)
+{
+    struct kind_limits lim = { .max_output = 1024 * 1024 };
+    struct chan_reader rd;
+    struct chan_hello hello;
+    struct sigaction sa;
+    pid_t parent = 0;
+    int code = WORKER_EXIT_FATAL;
+
+    log_set_name("worker");
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--parent") == 0)
+            parent = (pid_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--max-output") == 0)
+            lim.max_output = (size_t)strtoull(argv[++i], NULL, 10);
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = worker_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);     /* a command closing its stdin must not kill us */
+    signal(SIGINT, SIG_IGN);      /* the daemon decides when we stop */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || parent <= 0) {
+        log_error("cannot arrange to die with the daemon");
+        return WORKER_EXIT_FATAL;
+    }
+    if (getppid() != parent)      /* the daemon died before prctl took effect */
+        return WORKER_EXIT_ORPHAN;
+
+    hello.pid = (int32_t)getpid();
+    hello.ppid = (int32_t)getppid();
+    struct chan_part part = { &hello, sizeof hello };
+    if (chan_send(WORKER_FD, CHAN_MSG_HELLO, 0, &part, 1) < 0)
+        return WORKER_EXIT_FATAL;
+
+    /* Frames from the daemon are bounded by its 1 MiB body limit; leave room. */
+    chan_reader_init(&rd, 4 * 1024 * 1024);
+    for (;;) {
+        struct chan_msg msg;
+        int got = chan_reader_next(&rd, &msg);
+        if (got < 0) {
+            log_error("malformed frame from the daemon");
+            break;
+        }
+        if (got == 0) {
+            ssize_t n = chan_reader_fill(&rd, WORKER_FD);
+            if (n == 0) {
+                code = WORKER_EXIT_OK;
+                break;
+            }
+            if (n < 0) {
+                log_error("channel: %s", strerror(errno));
+                break;
+            }
+            continue;
+        }
+        if (msg.type != CHAN_MSG_TASK || worker_run(&msg, &lim) < 0) {
+            log_error("channel broken (frame type %u)", msg.type);
+            break;
+        }
+    }
+    chan_reader_free(&rd);
+    return code;
+}

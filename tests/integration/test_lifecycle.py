@@ -1,0 +1,145 @@
+"""Stopping and crashing: graceful SIGTERM/SIGINT, the shutdown grace, kill -9 and restart."""
+import os
+import signal
+import sqlite3
+import time
+import uuid
+
+from harness import (SLOW, between, check, check_error, describe, eq, proc_alive, procs_with_env,
+                     wait_until)
+
+
+def _rows(db, q, params=()):
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute(q, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_sigterm_finishes_running_task_503s_new_ones_keeps_queue(ctx):
+    d = ctx.daemon("--shutdown-grace", "10", workers=1)
+    d.wait_pool(1)
+    a = d.submit({"kind": "sleep", "args": {"seconds": 1.5}})
+    d.wait_status(a["id"], "running")
+    b = d.submit({"kind": "echo", "args": "b"})
+    c = d.submit({"kind": "echo", "args": "c"})
+    eq((d.task(b["id"])["status"], d.task(c["id"])["status"]), ("queued", "queued"), "b, c before SIGTERM")
+    workers = d.worker_pids()
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    time.sleep(0.25)
+    check(d.running(), "daemon exited at once on SIGTERM instead of finishing the running task")
+    r = d.post({"kind": "echo", "args": "late"})
+    check_error(r, 503, "shutting_down")
+    rc = d.wait_exit(10)
+    elapsed = time.monotonic() - t0
+    check(rc is not None, "daemon still running 10s after SIGTERM")
+    eq(rc, 0, "exit status after SIGTERM")
+    check(elapsed >= 1.2, "daemon exited %.2fs after SIGTERM, before the 1.5 s task could finish" % elapsed)
+    left = d.wait_no_leftovers(3)
+    check(not left, "processes left after SIGTERM: %s" % describe(left))
+    check(not any(proc_alive(w) for w in workers), "a worker survived: %s" % workers)
+    rows = _rows(d.db, "select id, status, attempts, started_at from tasks order by id")
+    eq(len(rows), 3, "rows in tasks (the 503'd POST must not create one)")
+    eq(rows[0][:3], (a["id"], "succeeded", 1), "running task finished within the grace")
+    eq([r[:4] for r in rows[1:]], [(b["id"], "queued", 0, None), (c["id"], "queued", 0, None)],
+       "queued tasks stay queued")
+    wal = d.db + "-wal"
+    check(not os.path.exists(wal) or os.path.getsize(wal) == 0,
+          "database not closed cleanly: %s has %d bytes" % (wal, os.path.getsize(wal) if os.path.exists(wal) else 0))
+    # the next start runs them
+    d2 = ctx.daemon(workers=1, db=d.db, name="restarted daemon")
+    for t, arg in ((b, "b"), (c, "c")):
+        g = d2.wait_terminal(t["id"], 5)
+        eq((g["status"], g["result"], g["attempts"]), ("succeeded", arg, 1), "task %s after restart" % arg)
+    g = d2.task(a["id"])
+    eq((g["status"], g["attempts"], g["result"]), ("succeeded", 1, {"slept": 1.5}), "task a after restart")
+
+
+def test_sigterm_kills_running_task_after_shutdown_grace(ctx):
+    d = ctx.daemon("--shutdown-grace", "1", workers=1)
+    d.wait_pool(1)
+    a = d.submit({"kind": "sleep", "args": {"seconds": 30}})
+    a = d.wait_status(a["id"], "running")
+    w = a["worker_pid"]
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    rc = d.wait_exit(8)
+    elapsed = time.monotonic() - t0
+    check(rc is not None, "daemon still running 8s after SIGTERM with --shutdown-grace 1")
+    eq(rc, 0, "exit status")
+    between(elapsed, 0.9, 4 * SLOW, "seconds from SIGTERM to exit with --shutdown-grace 1")
+    wait_until(lambda: not proc_alive(w), 3, "worker %d to die" % w)
+    left = d.wait_no_leftovers(3)
+    check(not left, "processes left: %s" % describe(left))
+    d2 = ctx.daemon(workers=1, db=d.db, name="restarted daemon")
+    g = d2.wait_terminal(a["id"], 5)
+    eq((g["status"], g["attempts"]), ("failed", 1), "killed task (max_attempts 1) after restart")
+    check(g["error"] is not None, "error of the killed task is null")
+
+
+def test_sigint_stops_like_sigterm(ctx):
+    d = ctx.daemon(workers=2)
+    d.wait_pool(2)
+    eq(d.submit({"kind": "echo"}, wait=5)["status"], "succeeded", "echo")
+    d.signal(signal.SIGINT)
+    rc = d.wait_exit(5)
+    check(rc is not None, "daemon still running 5s after SIGINT")
+    eq(rc, 0, "exit status after SIGINT")
+    left = d.wait_no_leftovers(3)
+    check(not left, "processes left: %s" % describe(left))
+
+
+def test_kill9_daemon_then_restart_nothing_lost_no_orphans(ctx):
+    d = ctx.daemon("--allow-exec", workers=3)
+    d.wait_pool(3)
+    mark = "TP_MARK=%s" % uuid.uuid4().hex
+    k, v = mark.split("=")
+    r1 = d.submit({"kind": "sleep", "args": {"seconds": 1.5}, "max_attempts": 2})
+    r2 = d.submit({"kind": "sleep", "args": {"seconds": 30}})
+    r3 = d.submit({"kind": "exec", "args": {"argv": ["/bin/sh", "-c", "sleep 100 & sleep 100"], "env": {k: v}}})
+    for t in (r1, r2, r3):
+        d.wait_status(t["id"], "running")
+    qs = [d.submit({"kind": "echo", "args": {"q": i}}) for i in range(3)]
+    for q in qs:
+        eq(d.task(q["id"])["status"], "queued", "queued task before the crash")
+    wait_until(lambda: len(procs_with_env(mark)) >= 2, 5, "the exec command to run")
+    d.worker_pids()
+    workers = set(d.known_pids)
+    d.signal(signal.SIGKILL)
+    eq(d.wait_exit(5), -9, "daemon status after SIGKILL")
+    left = d.wait_no_leftovers(3)
+    check(not left, "processes survive kill -9 of the daemon: %s" % describe(left))
+    check(not procs_with_env(mark), "the exec command survives kill -9 of the daemon: %s"
+          % describe(procs_with_env(mark)))
+    check(not any(proc_alive(w) for w in workers), "a worker survives: %s" % sorted(workers))
+    d2 = ctx.daemon("--allow-exec", workers=3, db=d.db, name="restarted daemon")
+    g = d2.wait_terminal(r1["id"], 8)
+    eq((g["status"], g["attempts"], g["result"]), ("succeeded", 2, {"slept": 1.5}),
+       "running task with attempts left: re-run")
+    for t in (r2, r3):
+        g = d2.wait_terminal(t["id"], 5)
+        eq((g["status"], g["attempts"], g["error"]["code"] if g["error"] else None), ("failed", 1, "interrupted"),
+           "running task %d (%s) without attempts left" % (t["id"], t["kind"]))
+    for i, q in enumerate(qs):
+        g = d2.wait_terminal(q["id"], 5)
+        eq((g["status"], g["result"], g["attempts"]), ("succeeded", {"q": i}, 1), "queued task %d" % i)
+    n = d2.submit({"kind": "echo"}, wait=5)
+    check(n["id"] > max(q["id"] for q in qs), "id %d reused after restart (max before %d)"
+          % (n["id"], max(q["id"] for q in qs)))
+    eq(len(d2.list("limit=500")["tasks"]), 7, "tasks after restart")
+    check(not procs_with_env(mark), "the exec command is running again after restart")
+
+
+def test_restart_on_same_db_keeps_history(ctx):
+    d = ctx.daemon(workers=1)
+    t = d.submit({"kind": "square", "args": {"numbers": [7]}}, wait=5)
+    rc, forced = d.stop()
+    check(not forced and rc == 0, "SIGTERM: rc=%s forced=%s" % (rc, forced))
+    d2 = ctx.daemon(workers=1, db=d.db, name="restarted daemon")
+    g = d2.task(t["id"])
+    g.pop("usage"), t.pop("usage")
+    eq(g, t, "task (without usage) after a restart")
+    n = d2.submit({"kind": "echo"}, wait=5)["id"]
+    check(n > t["id"], "new id %d after restart is not above %d" % (n, t["id"]))
