@@ -25,6 +25,10 @@ UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ = $(SERVER_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Precompressed siblings of the dashboard's text files: served when the client
+# accepts gzip, so the daemon needs no zlib at run time.
+WEB_TEXT   = $(shell find web -type f \( -name '*.html' -o -name '*.js' -o -name '*.mjs' -o -name '*.css' -o -name '*.svg' -o -name '*.json' \) 2>/dev/null)
+WEB_GZ     = $(WEB_TEXT:%=%.gz)
 
 DEPS_APT  = build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev \
             libcmocka-dev sqlite3 curl python3
@@ -35,7 +39,10 @@ DB   ?= ./taskpool.db
 
 .PHONY: all run test unit integration browser asan bench deps test-deps clean help
 
-all: $(BIN)
+all: $(BIN) $(WEB_GZ)
+
+%.gz: %
+	gzip -9 -n -k -f $<
 
 help:
 	@echo "make run     install missing packages, build, serve on 127.0.0.1:$(PORT) with $(DB)"
@@ -99,5 +106,6 @@ bench: deps
 
 clean:
 	rm -rf build build-asan bin
+	find web -name '*.gz' -delete
 
 -include $(shell find build build-asan -name '*.d' 2>/dev/null)

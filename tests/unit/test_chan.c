@@ -607,6 +607,67 @@ static void test_large_frame_survives_short_writes(void **state)
     free(data);
 }
 
+/* A caller may fill several times before taking frames out: 0 must still mean EOF only. */
+static void test_fill_without_next_never_reports_a_false_eof(void **state)
+{
+    struct pair *p = *state;
+    struct chan_reader r;
+    chan_reader_init(&r, 64);
+    fcntl(p->w, F_SETFL, fcntl(p->w, F_GETFL) | O_NONBLOCK);
+    enum { FLEN = 16 + 64, BATCH = 100 };
+    char payload[64], *batch = malloc(FLEN * BATCH);
+    assert_non_null(batch);
+    memset(payload, 'p', sizeof payload);
+    for (int i = 0; i < BATCH; i++)
+        raw_frame(batch + i * FLEN, CHAN_MSG_TASK, 64, 1, payload, sizeof payload);
+    size_t total = 0;
+    while (total < 200000) {                     /* more than one read chunk (64 KiB) */
+        ssize_t n = write(p->w, batch, FLEN * BATCH);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        assert_true(n > 0);
+        total += (size_t)n;
+        if (n < FLEN * BATCH)
+            break;                               /* a partial frame ends the stream */
+    }
+    free(batch);
+    size_t frames = total / FLEN;
+    assert_true(total > 70000);
+    for (int i = 0; i < 8; i++) {
+        errno = 0;
+        ssize_t n = chan_reader_fill(&r, p->r);
+        if (n == 0)
+            fail_msg("fill %d returned 0 (EOF) with the peer open", i);
+        if (n < 0)
+            break;
+    }
+    size_t got = 0;
+    struct chan_msg m;
+    int rc;
+    while ((rc = next_frame(&r, p->r, &m)) == GOT_FRAME) {
+        assert_int_equal(m.len, 64);
+        got++;
+    }
+    assert_int_equal(rc, NEED_MORE);
+    assert_int_equal(got, frames);
+    chan_reader_free(&r);
+}
+
+/* chan.h puts no bound on the number of parts. */
+static void test_send_concatenates_many_parts(void **state)
+{
+    struct pair *p = *state;
+    static const char digits[] = "0123456789abcdef";
+    struct chan_part parts[16];
+    for (size_t i = 0; i < 16; i++)
+        parts[i] = (struct chan_part){ digits + i, 1 };
+    assert_int_equal(chan_send(p->w, CHAN_MSG_TASK, 12, parts, 16), 0);
+    struct chan_msg m;
+    assert_int_equal(next_frame(&p->reader, p->r, &m), GOT_FRAME);
+    assert_int_equal(m.len, 16);
+    assert_memory_equal(m.payload, digits, 16);
+}
+
 static void test_reader_free_of_unused_reader_is_fine(void **state)
 {
     (void)state;
@@ -641,6 +702,8 @@ int main(void)
         T(test_fill_on_empty_nonblocking_fd_is_eagain),
         T(test_send_to_closed_peer_fails_with_epipe),
         T(test_large_frame_survives_short_writes),
+        T(test_fill_without_next_never_reports_a_false_eof),
+        T(test_send_concatenates_many_parts),
         cmocka_unit_test(test_reader_free_of_unused_reader_is_fine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "exec.h"
 #include "kinds.h"
 
 #define MIB (1024 * 1024)
@@ -335,6 +337,8 @@ static void test_cpu_counts_primes_below_n(void **state)
         { "{\"n\":102}", "{\"primes\":26}" },
         { "{\"n\":10000}", "{\"primes\":1229}" },
         { "{\"n\":1000000}", "{\"primes\":78498}" },
+        { "{\"n\":1048576}", "{\"primes\":82025}" },   /* across several sieve segments */
+        { "{\"n\":100000000}", "{\"primes\":5761455}" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct kind_outcome out;
@@ -648,6 +652,100 @@ static void test_exec_output_past_the_cap_is_drained_and_command_exits_normally(
     kind_outcome_clear(&out);
 }
 
+/* Non-UTF-8 output still makes a JSON string: bad bytes and NULs become U+FFFD. */
+static void test_exec_binary_output_becomes_valid_text(void **state)
+{
+    (void)state;
+    struct kind_outcome out;
+    run_kind("exec", "{\"argv\":[\"/usr/bin/printf\",\"a\\\\377b\\\\000c\"]}", MIB, &out);
+    assert_succeeded(&out);
+    cJSON *r = exec_result(&out);
+    assert_string_equal(str_field(r, "stdout"), "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c");
+    cJSON_Delete(r);
+    kind_outcome_clear(&out);
+}
+
+/*
+ * The command gets stdin, stdout and stderr and nothing else of its caller: a
+ * worker's channel to the daemon (fd 3, not close-on-exec since it came through
+ * exec) must not reach the command, which could read or forge frames on it.
+ */
+static void test_exec_command_inherits_no_other_descriptor(void **state)
+{
+    (void)state;
+    int fd = open("/dev/null", O_RDONLY);        /* no O_CLOEXEC, like the worker's fd 3 */
+    assert_true(fd >= 0);
+    char args[256];
+    snprintf(args, sizeof args,
+             "{\"argv\":[\"/bin/sh\",\"-c\",\"if [ -e /proc/self/fd/%d ]; then echo leaked; "
+             "else echo closed; fi\"]}", fd);
+    struct kind_outcome out;
+    run_kind("exec", args, MIB, &out);
+    close(fd);
+    assert_succeeded(&out);
+    cJSON *r = exec_result(&out);
+    assert_string_equal(str_field(r, "stdout"), "closed\n");
+    cJSON_Delete(r);
+    kind_outcome_clear(&out);
+}
+
+/* ---- exec_utf8_sanitize ------------------------------------------------- */
+
+static void assert_sanitized_at(const char *in, size_t len, const char *want, const char *file, int line)
+{
+    char *got = exec_utf8_sanitize(in, len);
+    if (got == NULL || strcmp(got, want) != 0) {
+        print_error("sanitize gave \"%s\", expected \"%s\"\n", got ? got : "(null)", want);
+        free(got);
+        _fail(file, line);
+        return;
+    }
+    free(got);
+}
+#define assert_sanitized(in, want) assert_sanitized_at((in), sizeof(in) - 1, (want), __FILE__, __LINE__)
+#define FFFD "\xef\xbf\xbd"
+
+static void test_utf8_sanitize_keeps_valid_text(void **state)
+{
+    (void)state;
+    assert_sanitized("", "");
+    assert_sanitized("plain ascii\n\t~", "plain ascii\n\t~");
+    assert_sanitized("\xc3\xa9", "\xc3\xa9");                       /* U+00E9 */
+    assert_sanitized("\xe2\x82\xac", "\xe2\x82\xac");               /* U+20AC */
+    assert_sanitized("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80");       /* U+1F600 */
+    assert_sanitized("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf");       /* U+10FFFF */
+    assert_sanitized("\xef\xbf\xbd", "\xef\xbf\xbd");               /* U+FFFD itself */
+}
+
+static void test_utf8_sanitize_replaces_each_bad_byte(void **state)
+{
+    (void)state;
+    assert_sanitized("a\0b", "a" FFFD "b");                         /* NUL */
+    assert_sanitized("\xff", FFFD);
+    assert_sanitized("\x80x", FFFD "x");                            /* lone continuation */
+    assert_sanitized("\xc0\xaf", FFFD FFFD);                        /* overlong '/' */
+    assert_sanitized("\xe0\x80\xaf", FFFD FFFD FFFD);               /* overlong, 3 bytes */
+    assert_sanitized("\xed\xa0\x80", FFFD FFFD FFFD);               /* surrogate U+D800 */
+    assert_sanitized("\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD);      /* past U+10FFFF */
+    assert_sanitized("ok\xe2\x82", "ok" FFFD FFFD);                 /* cut at the end */
+    assert_sanitized("\xe2\x82x", FFFD FFFD "x");                   /* cut in the middle */
+    assert_sanitized("\xf8\x88\x80\x80\x80", FFFD FFFD FFFD FFFD FFFD); /* 5-byte form */
+}
+
+/* Reads exactly len bytes: a cut at max_output need not end on a NUL. */
+static void test_utf8_sanitize_reads_only_len_bytes(void **state)
+{
+    (void)state;
+    char *buf = malloc(3);
+    assert_non_null(buf);
+    memcpy(buf, "ab\xe2", 3);
+    char *got = exec_utf8_sanitize(buf, 3);
+    assert_non_null(got);
+    assert_string_equal(got, "ab" FFFD);
+    free(got);
+    free(buf);
+}
+
 int main(void)
 {
     /* As the worker does (server/worker.c): a command that closes its stdin early
@@ -684,6 +782,11 @@ int main(void)
         cmocka_unit_test(test_exec_output_of_exactly_max_output_is_not_truncated),
         cmocka_unit_test(test_exec_large_output_on_both_streams_does_not_deadlock),
         cmocka_unit_test(test_exec_output_past_the_cap_is_drained_and_command_exits_normally),
+        cmocka_unit_test(test_exec_binary_output_becomes_valid_text),
+        cmocka_unit_test(test_exec_command_inherits_no_other_descriptor),
+        cmocka_unit_test(test_utf8_sanitize_keeps_valid_text),
+        cmocka_unit_test(test_utf8_sanitize_replaces_each_bad_byte),
+        cmocka_unit_test(test_utf8_sanitize_reads_only_len_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
