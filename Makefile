@@ -79,7 +79,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./bin/taskpoold --listen 127.0.0.1:$(PORT) --db $(DB)
+	./bin/taskpoold --listen 127.0.0.1:$(PORT) --db $(DB) $(ARGS)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

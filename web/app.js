@@ -94,7 +94,7 @@ function renderStats() {
   const c = stats.counts || {};
   for (const s of STATUSES) {
     const n = document.querySelector(`[data-count="${s}"]`);
-    if (n) n.textContent = fmtInt(c[s] ?? 0);
+    if (n) { n.textContent = fmtInt(c[s] ?? 0); n.parentElement.dataset.zero = String(!c[s]); }
   }
   $('kpi-rate').textContent = fmtRate(stats.throughput);
   $('kpi-queue').textContent = fmtInt(stats.queue_depth);
@@ -116,6 +116,7 @@ async function pollStats() {
 /* ------------------------------------------------------------------ pool */
 
 const workers = new Map();       // pid -> worker view model
+const running = new Map();       // task id -> {kind, started} of tasks seen starting (bounded)
 let poolInfo = null;
 
 function workerLabel(ev) {
@@ -162,7 +163,7 @@ function updateCard(w) {
     } else task.replaceChildren(el('span', { class: 'muted' }, 'waiting for work'));
   }
   const elapsed = task.querySelector('.w-elapsed');
-  if (elapsed) elapsed.textContent = w.taskStarted ? fmtMs(Math.max(0, now - w.taskStarted - (timeline.offset || 0))) : '';
+  if (elapsed) elapsed.textContent = w.taskStarted ? fmtMs(Math.max(0, now - w.taskStarted)) : '';
   li.querySelector('.w-done').textContent = fmtInt(w.tasks_done);
   li.querySelector('.w-age').textContent = w.started_at ? fmtAge((now + timeline.offset - w.started_at) / 1000) : '–';
   li.querySelector('.w-rss').textContent = fmtKb(w.rss_kb);
@@ -178,7 +179,11 @@ function upsertWorker(o, animate) {
   if (w.leaving) return w;
   if (o.state) w.state = o.state;
   if (o.task_id !== undefined) {
-    if (o.task_id !== w.task_id) { w.taskKind = null; w.taskStarted = null; }
+    if (o.task_id !== w.task_id) {
+      const r = running.get(o.task_id);
+      w.taskKind = r ? r.kind : null;
+      w.taskStarted = r ? r.started : null;
+    }
     w.task_id = o.task_id;
   }
   if (o.tasks_done !== undefined && o.tasks_done !== null) w.tasks_done = o.tasks_done;
@@ -822,15 +827,20 @@ function flush() {
     let d;
     try { d = JSON.parse(ev.data); } catch { continue; }
     if (ev.type === 'task') {
+      if (d.status === 'running') {
+        const st = ts(d.started_at);
+        running.set(d.id, { kind: d.kind, started: st ? st - timeline.offset : Date.now() });
+        if (running.size > 2000) running.delete(running.keys().next().value);
+      } else if (TERMINAL.has(d.status)) running.delete(d.id);
       timeline.sample(ts(d.status === 'queued' ? d.created_at : d.status === 'running' ? d.started_at : d.finished_at));
       timeline.task(d);
       latest.set(d.id, d);
       const w = d.worker_pid ? workers.get(d.worker_pid) : null;
       if (w && !w.leaving) {
         if (d.status === 'running') {
-          w.state = 'busy'; w.task_id = d.id; w.taskKind = d.kind; w.taskStarted = Date.now(); poolDirty = true;
           const st = ts(d.started_at);
-          if (st) w.taskStarted = st - timeline.offset;
+          w.state = 'busy'; w.task_id = d.id; w.taskKind = d.kind; w.taskStarted = st ? st - timeline.offset : Date.now();
+          poolDirty = true;
         } else if (TERMINAL.has(d.status)) {
           if (w.task_id === d.id) { w.state = 'idle'; w.task_id = null; w.taskStarted = null; }
           w.tasks_done++; poolDirty = true;

@@ -89,12 +89,12 @@ static void reject_at(const char *body, bool allow_exec, const char *code, const
 #define REJECT(body, code, field) reject_at((body), false, (code), (field), __FILE__, __LINE__)
 #define REJECT_EXEC(body, code, field) reject_at((body), true, (code), (field), __FILE__, __LINE__)
 /*
- * The code for a bad field, top-level (priority...) or inside args (seconds...).
- * decisions.md lists the codes the API uses: invalid_json, invalid_field,
- * unknown_kind, exec_disabled, ...; a bad arg is a bad field.
+ * decisions.md: a bad top-level field is invalid_field (unknown top-level
+ * fields too); a bad arg of a kind is invalid_args, its message naming the
+ * arg as "args.seconds".
  */
 #ifndef ARGS_ERROR_CODE
-#define ARGS_ERROR_CODE "invalid_field"
+#define ARGS_ERROR_CODE "invalid_args"
 #endif
 #define REJECT_FIELD(body, field) REJECT((body), "invalid_field", (field))
 #define REJECT_ARG(body, field) REJECT((body), ARGS_ERROR_CODE, (field))
@@ -224,10 +224,7 @@ static void test_request_with_nul_byte_inside_is_refused(void **state)
     assert_string_equal(err.code, "invalid_json");
 }
 
-/*
- * A body that is JSON but not an object.  The spec fixes 400 but not the code;
- * both invalid_json and invalid_field are reasonable, nothing else is.
- */
+/* A body that is JSON but not an object is not a task request at all. */
 static void test_request_body_that_is_not_an_object_is_refused(void **state)
 {
     (void)state;
@@ -241,13 +238,20 @@ static void test_request_body_that_is_not_an_object_is_refused(void **state)
             task_free(t);
             fail_msg("accepted %s", bodies[i]);
         }
-        if (strcmp(err.code, "invalid_json") != 0 && strcmp(err.code, "invalid_field") != 0)
+        if (strcmp(err.code, "invalid_json") != 0)
             fail_msg("%s: code \"%s\"", bodies[i], err.code);
         assert_true(err.message[0] != '\0');
     }
 }
 
 /* ---- kind -------------------------------------------------------------- */
+
+static void test_request_with_unknown_top_level_field_is_invalid_field(void **state)
+{
+    (void)state;
+    REJECT_FIELD("{\"kind\":\"echo\",\"timeout\":100}", "timeout");
+    REJECT_FIELD("{\"kind\":\"echo\",\"Priority\":1}", "Priority");
+}
 
 static void test_request_without_string_kind_is_invalid_field(void **state)
 {
@@ -286,8 +290,7 @@ static void test_request_with_overlong_kind_is_refused_without_overflow(void **s
         task_free(t);
         fail_msg("accepted a %zu-byte kind", strlen(kind));
     }
-    if (strcmp(err.code, "unknown_kind") != 0 && strcmp(err.code, "invalid_field") != 0)
-        fail_msg("code \"%s\"", err.code);
+    assert_string_equal(err.code, "unknown_kind");
 }
 
 static void test_request_for_every_builtin_kind_is_accepted(void **state)
@@ -414,6 +417,15 @@ static void test_request_exec_without_allow_exec_is_exec_disabled(void **state)
            "\"env\":{\"A\":\"1\"},\"cwd\":\"/\"}}", "exec_disabled", NULL);
 }
 
+/* Disabled is disabled: 403 whatever the args, never a 400 about them. */
+static void test_request_exec_without_allow_exec_is_disabled_even_with_bad_args(void **state)
+{
+    (void)state;
+    REJECT("{\"kind\":\"exec\"}", "exec_disabled", NULL);
+    REJECT("{\"kind\":\"exec\",\"args\":{\"argv\":[]}}", "exec_disabled", NULL);
+    REJECT("{\"kind\":\"exec\",\"args\":\"ls\"}", "exec_disabled", NULL);
+}
+
 static void test_request_exec_with_allow_exec_keeps_every_arg(void **state)
 {
     (void)state;
@@ -430,14 +442,14 @@ static void test_request_exec_with_allow_exec_keeps_every_arg(void **state)
 static void test_request_exec_argv_must_be_non_empty_array_of_strings(void **state)
 {
     (void)state;
-    REJECT_EXEC_ARG("{\"kind\":\"exec\"}", "argv");
-    REJECT_EXEC_ARG("{\"kind\":\"exec\",\"args\":{}}", "argv");
+    REJECT_EXEC_ARG("{\"kind\":\"exec\"}", "args.argv");
+    REJECT_EXEC_ARG("{\"kind\":\"exec\",\"args\":{}}", "args.argv");
     static const char *const bad[] = {
         "[]", "\"/bin/ls\"", "[1]", "[\"/bin/ls\",null]", "[\"/bin/ls\",2]",
         "[[\"/bin/ls\"]]", "{\"0\":\"/bin/ls\"}", "null", "true",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        REJECT_EXEC_ARG(body_with_arg("exec", "argv", bad[i]), "argv");
+        REJECT_EXEC_ARG(body_with_arg("exec", "argv", bad[i]), "args.argv");
 }
 
 static void test_request_exec_stdin_env_cwd_have_their_types(void **state)
@@ -452,17 +464,17 @@ static void test_request_exec_stdin_env_cwd_have_their_types(void **state)
     for (size_t i = 0; i < sizeof bad_stdin / sizeof bad_stdin[0]; i++) {
         snprintf(body, sizeof body,
                  "{\"kind\":\"exec\",\"args\":{\"argv\":[\"/bin/cat\"],\"stdin\":%s}}", bad_stdin[i]);
-        REJECT_EXEC_ARG(body, "stdin");
+        REJECT_EXEC_ARG(body, "args.stdin");
     }
     for (size_t i = 0; i < sizeof bad_env / sizeof bad_env[0]; i++) {
         snprintf(body, sizeof body,
                  "{\"kind\":\"exec\",\"args\":{\"argv\":[\"/bin/env\"],\"env\":%s}}", bad_env[i]);
-        REJECT_EXEC_ARG(body, "env");
+        REJECT_EXEC_ARG(body, "args.env");
     }
     for (size_t i = 0; i < sizeof bad_cwd / sizeof bad_cwd[0]; i++) {
         snprintf(body, sizeof body,
                  "{\"kind\":\"exec\",\"args\":{\"argv\":[\"/bin/pwd\"],\"cwd\":%s}}", bad_cwd[i]);
-        REJECT_EXEC_ARG(body, "cwd");
+        REJECT_EXEC_ARG(body, "args.cwd");
     }
 }
 
@@ -490,9 +502,9 @@ static void test_request_sleep_seconds_refuses_out_of_range_and_other_types(void
         "-1", "-0.001", "3600.001", "3601", "1e300", "\"1\"", "null", "true", "[1]", "{}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        REJECT_ARG(body_with_arg("sleep", "seconds", bad[i]), "seconds");
-    REJECT_ARG("{\"kind\":\"sleep\"}", "seconds");
-    REJECT_ARG("{\"kind\":\"sleep\",\"args\":{}}", "seconds");
+        REJECT_ARG(body_with_arg("sleep", "seconds", bad[i]), "args.seconds");
+    REJECT_ARG("{\"kind\":\"sleep\"}", "args.seconds");
+    REJECT_ARG("{\"kind\":\"sleep\",\"args\":{}}", "args.seconds");
     REJECT_ARG("{\"kind\":\"sleep\",\"args\":[1]}", "args");
 }
 
@@ -517,11 +529,11 @@ static void test_request_square_and_cube_refuse_anything_but_numbers(void **stat
     char body[256];
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-            REJECT_ARG(body_with_arg(kinds[k], "numbers", bad[i]), "numbers");
+            REJECT_ARG(body_with_arg(kinds[k], "numbers", bad[i]), "args.numbers");
         snprintf(body, sizeof body, "{\"kind\":\"%s\"}", kinds[k]);
-        REJECT_ARG(body, "numbers");
+        REJECT_ARG(body, "args.numbers");
         snprintf(body, sizeof body, "{\"kind\":\"%s\",\"args\":{\"number\":[1]}}", kinds[k]);
-        REJECT_ARG(body, "number");             /* a typo: numbers missing, number unknown */
+        REJECT_ARG(body, "args.number");             /* a typo: numbers missing, number unknown */
         snprintf(body, sizeof body, "{\"kind\":\"%s\",\"args\":[1,2]}", kinds[k]);
         REJECT_ARG(body, "args");
     }
@@ -544,8 +556,8 @@ static void test_request_cpu_n_refuses_out_of_range_fractions_and_other_types(vo
         "1", "0", "-5", "1000000001", "2.5", "1e300", "\"100\"", "null", "[100]", "true",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        REJECT_ARG(body_with_arg("cpu", "n", bad[i]), "n");
-    REJECT_ARG("{\"kind\":\"cpu\",\"args\":{}}", "n");
+        REJECT_ARG(body_with_arg("cpu", "n", bad[i]), "args.n");
+    REJECT_ARG("{\"kind\":\"cpu\",\"args\":{}}", "args.n");
     REJECT_ARG("{\"kind\":\"cpu\",\"args\":[100]}", "args");
 }
 
@@ -558,7 +570,7 @@ static void test_request_fail_message_must_be_a_string(void **state)
     ACCEPT_ARGS(body_with_arg("fail", "message", "\"\""), "{\"message\":\"\"}");
     static const char *const bad[] = { "5", "null", "[\"boom\"]", "{}", "true" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        REJECT_ARG(body_with_arg("fail", "message", bad[i]), "message");
+        REJECT_ARG(body_with_arg("fail", "message", bad[i]), "args.message");
     REJECT_ARG("{\"kind\":\"fail\",\"args\":\"boom\"}", "args");
 }
 
@@ -918,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_request_invalid_json_is_invalid_json),
         cmocka_unit_test(test_request_with_nul_byte_inside_is_refused),
         cmocka_unit_test(test_request_body_that_is_not_an_object_is_refused),
+        cmocka_unit_test(test_request_with_unknown_top_level_field_is_invalid_field),
         cmocka_unit_test(test_request_without_string_kind_is_invalid_field),
         cmocka_unit_test(test_request_with_unknown_kind_is_unknown_kind),
         cmocka_unit_test(test_request_with_overlong_kind_is_refused_without_overflow),
@@ -931,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_request_max_attempts_accepts_one_to_the_maximum),
         cmocka_unit_test(test_request_max_attempts_refuses_zero_too_many_fractions_and_other_types),
         cmocka_unit_test(test_request_exec_without_allow_exec_is_exec_disabled),
+        cmocka_unit_test(test_request_exec_without_allow_exec_is_disabled_even_with_bad_args),
         cmocka_unit_test(test_request_exec_with_allow_exec_keeps_every_arg),
         cmocka_unit_test(test_request_exec_argv_must_be_non_empty_array_of_strings),
         cmocka_unit_test(test_request_exec_stdin_env_cwd_have_their_types),

@@ -270,9 +270,6 @@ export class Timeline {
     slots.forEach((sl, i) => {
       const y = i * (LANE_H + LANE_GAP) + 2;
       const cur = sl.lanes[sl.lanes.length - 1];
-      ctx.fillStyle = C.lane;
-      roundRect(ctx, g.x0, y, g.w, LANE_H, 5); ctx.fill();
-
       // label: the row's current PID
       ctx.textAlign = 'left';
       ctx.textBaseline = 'middle';
@@ -284,19 +281,27 @@ export class Timeline {
       ctx.fillText(String(cur.pid), 15, cy);
       if (!cur.alive) ctx.fillRect(15, cy, ctx.measureText(String(cur.pid)).width, 1);
 
-      let prevEnd = g.x0;                   // hatch where no process of this row lived
+      // the row: a lane where a process lived, a thin dashed line elsewhere
+      let prevEnd = g.x0;
+      const gap = (xa, xb) => {
+        if (xb - xa < 2) return;
+        ctx.strokeStyle = C.grid; ctx.lineWidth = 1; ctx.setLineDash([3, 4]);
+        ctx.beginPath(); ctx.moveTo(xa, cy + 0.5); ctx.lineTo(xb, cy + 0.5); ctx.stroke(); ctx.setLineDash([]);
+      };
       sl.lanes.forEach((l) => {
         const xa = l.born !== null ? Math.max(g.x0, g.x(l.born)) : g.x0;
         const xb = l.died !== null ? Math.min(xEnd, g.x(l.died)) : xEnd;
-        if (xa > prevEnd + 1) hatch(ctx, prevEnd, y, Math.min(xa, xEnd) - prevEnd, LANE_H, C.grid);
+        if (xa > prevEnd + 1) gap(prevEnd, Math.min(xa, xEnd));
         prevEnd = Math.max(prevEnd, xb);
-        if (xb < g.x0 && l.died !== null) return;
+        if (xb <= g.x0 || xa >= xEnd) return;
+        ctx.fillStyle = C.lane;
+        roundRect(ctx, xa, y, xb - xa, LANE_H, 5); ctx.fill();
         shown += this.drawLane(l, g, y, Math.max(g.x0, xa - 2), Math.min(xEnd, xb + 2), cols, ncol);
       });
-      if (prevEnd < xEnd - 1) hatch(ctx, prevEnd, y, xEnd - prevEnd, LANE_H, C.grid);
+      if (prevEnd < xEnd - 1) gap(prevEnd, xEnd);
       for (const l of sl.lanes) {           // exit and spawn marks
         if (l.died !== null) { const x = g.x(l.died); if (x > g.x0 && x < xEnd) { ctx.fillStyle = C.dead; ctx.fillRect(x - 1, y, 2, LANE_H); } }
-        if (l.born !== null) { const x = g.x(l.born); if (x > g.x0 + 2 && x < xEnd) { ctx.fillStyle = C.succeeded; tri(ctx, x, y); } }
+        if (l.born !== null) { const x = g.x(l.born); if (x > g.x0 + 2 && x < xEnd) { ctx.fillStyle = C.succeeded; tri(ctx, x + 3, y); } }
       }
     });
 
@@ -475,19 +480,8 @@ function roundRect(ctx, x, y, w, h, r) {
   ctx.roundRect ? ctx.roundRect(x, y, w, h, r) : ctx.rect(x, y, w, h);
 }
 
-function hatch(ctx, x, y, w, h, color) {
-  if (w <= 0) return;
-  ctx.save();
-  ctx.beginPath(); ctx.rect(x, y, w, h); ctx.clip();
-  ctx.strokeStyle = color; ctx.lineWidth = 1;
-  ctx.beginPath();
-  for (let k = Math.floor(x / 6) * 6 - h; k < x + w; k += 6) { ctx.moveTo(k, y + h); ctx.lineTo(k + h, y); }
-  ctx.stroke();
-  ctx.restore();
-}
-
 function tri(ctx, x, y) {
-  ctx.beginPath(); ctx.moveTo(x - 4, y); ctx.lineTo(x + 4, y); ctx.lineTo(x, y + 5); ctx.closePath(); ctx.fill();
+  ctx.beginPath(); ctx.moveTo(x - 4, y - 1); ctx.lineTo(x + 4, y - 1); ctx.lineTo(x, y + 5); ctx.closePath(); ctx.fill();
 }
 
 export { signalName };
