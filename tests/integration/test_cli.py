@@ -12,7 +12,7 @@ def _one_line(err):
 def _expect_refused(ctx, args, mention=None, env=None):
     """Returns None if the binary refuses args with a non-zero exit and a one-line message."""
     try:
-        rc, out, err = run_cli(ctx.tmp, args, env=env)
+        rc, out, err = run_cli(ctx.tmp, args, env=env, seconds=2)
     except Fail as e:
         return str(e)
     if rc == 0:
