@@ -82,7 +82,7 @@ int chan_reader_next(struct chan_reader *r, struct chan_msg *msg)
 
 int chan_send(int fd, uint32_t type, int64_t task_id, const struct chan_part *parts, size_t n)
 {
-    struct iovec iov[8];
+    struct iovec iov[CHAN_PARTS_MAX + 1];
     struct chan_header h = { .type = type, .len = 0, .task_id = task_id };
     size_t total = 0, niov = 0, i;
 

@@ -84,9 +84,11 @@ ssize_t chan_reader_fill(struct chan_reader *r, int fd);
 int chan_reader_next(struct chan_reader *r, struct chan_msg *msg);
 
 /*
- * Writes one frame whose payload is the concatenation of n parts, retrying
- * short writes and EINTR (on a blocking fd).  Returns 0, or -1 with errno set.
+ * Writes one frame whose payload is the concatenation of n parts (at most
+ * CHAN_PARTS_MAX), retrying short writes and EINTR (on a blocking fd).
+ * Returns 0, or -1 with errno set (EINVAL for too many parts).
  */
+#define CHAN_PARTS_MAX 7
 struct chan_part { const void *data; size_t len; };
 int chan_send(int fd, uint32_t type, int64_t task_id,
               const struct chan_part *parts, size_t n);

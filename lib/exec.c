@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -166,6 +167,10 @@ static void exec_child(char **argv, const cJSON *env, const char *cwd, int in, i
     signal(SIGTERM, SIG_DFL);
     if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
         dup2(err, STDERR_FILENO) < 0)
+        goto fail;
+    /* Nothing else of the worker may reach the command (its channel least of
+     * all).  CLOEXEC rather than close keeps the report pipe until exec. */
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         goto fail;
     if (cwd != NULL && chdir(cwd) < 0)
         goto fail;

@@ -49,6 +49,8 @@ int idmap_put(struct idmap *m, int64_t id, void *value)
 {
     size_t i;
 
+    if (id == 0)
+        return -1;   /* 0 marks an empty slot */
     /* Keep the load under 1/2 so probes stay short. */
     if ((m->len + 1) * 2 > (m->slots ? m->mask + 1 : 0) && idmap_grow(m) < 0)
         return -1;
@@ -79,7 +81,7 @@ void *idmap_del(struct idmap *m, int64_t id)
     size_t i, j;
     void *value;
 
-    if (m->slots == NULL)
+    if (m->slots == NULL || id == 0)
         return NULL;
     for (i = idmap_hash(id, m->mask); m->slots[i].id != id; i = (i + 1) & m->mask)
         if (m->slots[i].id == 0)

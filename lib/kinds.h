@@ -29,7 +29,7 @@ struct kind_limits {
 struct kind {
     const char *name;
     bool        needs_exec;        /* refused unless the daemon runs with --allow-exec */
-    /* Checks args.  Returns 0, or -1 with msg (naming the field) filled. */
+    /* Checks args (NULL: any JSON will do).  Returns 0, or -1 with msg naming the field. */
     int  (*validate)(const struct cJSON *args, char *msg, size_t msgsize);
     /* Does the work.  Returns 0 with *out filled, or -1 on allocation failure. */
     int  (*run)(const struct cJSON *args, const struct kind_limits *lim,

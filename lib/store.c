@@ -78,6 +78,7 @@ static const char store_sql_put_task[] =
     "  error_message, user_ms, sys_ms, max_rss_kb)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,"
+    "  timeout_ms = excluded.timeout_ms, max_attempts = excluded.max_attempts,"
     "  attempts = excluded.attempts, worker_pid = excluded.worker_pid,"
     "  worker_ppid = excluded.worker_ppid, started_at = excluded.started_at,"
     "  finished_at = excluded.finished_at, result = excluded.result,"

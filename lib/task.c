@@ -66,17 +66,18 @@ static void task_error_set(struct task_error *err, const char *code, const char 
 }
 
 /*
- * Reads an optional integer field within [lo, hi].  Integers only: 1.5 and
+ * Reads an optional integer field within [lo, hi] (null counts as absent
+ * when allow_null).  Integers only: 1.5 and
  * "1" are refused, and so are values beyond what a double holds exactly.
  * Returns 0 (leaving *out alone when absent) or -1 with err filled.
  */
 static int task_int_field(const cJSON *body, const char *name, int64_t lo, int64_t hi,
-                          int64_t *out, struct task_error *err)
+                          bool allow_null, int64_t *out, struct task_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     double d;
 
-    if (v == NULL)
+    if (v == NULL || (allow_null && cJSON_IsNull(v)))
         return 0;
     if (!cJSON_IsNumber(v)) {
         task_error_set(err, "invalid_field", "field '%s' must be an integer", name);
@@ -98,6 +99,7 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
 {
     cJSON *root = NULL;
     const cJSON *kind_json, *args, *field;
+    const char *end = NULL;
     const struct kind *k;
     struct task *t = NULL;
     char msg[200];
@@ -105,8 +107,13 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
     static const char *const known[] = { "kind", "args", "priority", "timeout_ms",
                                          "max_attempts", NULL };
 
-    root = cJSON_ParseWithLength(body, len);
-    if (root == NULL) {
+    /* ParseWithLength alone stops after the first value: "{...} junk" must not pass. */
+    root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (root != NULL) {
+        while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+            end++;
+    }
+    if (root == NULL || end != body + len) {
         task_error_set(err, "invalid_json", "request body is not valid JSON");
         goto fail;
     }
@@ -140,12 +147,17 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
                        kind_json->valuestring);
         goto fail;
     }
-    if (task_int_field(root, "priority", TASK_PRIORITY_MIN, TASK_PRIORITY_MAX, &priority, err) < 0 ||
-        task_int_field(root, "timeout_ms", 1, TASK_TIMEOUT_MAX_MS, &timeout_ms, err) < 0 ||
-        task_int_field(root, "max_attempts", 1, TASK_ATTEMPTS_MAX, &max_attempts, err) < 0)
+    if (task_int_field(root, "priority", TASK_PRIORITY_MIN, TASK_PRIORITY_MAX, false, &priority,
+                       err) < 0 ||
+        task_int_field(root, "timeout_ms", 1, TASK_TIMEOUT_MAX_MS, true, &timeout_ms, err) < 0 ||
+        task_int_field(root, "max_attempts", 1, TASK_ATTEMPTS_MAX, false, &max_attempts, err) < 0)
         goto fail;
-    if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "timeout_ms")))
-        timeout_ms = 0;
+    /* A disabled kind is refused before its args are looked at: 403 says more than 400. */
+    if (k->needs_exec && !allow_exec) {
+        task_error_set(err, "exec_disabled",
+                       "kind '%s' is disabled: start taskpoold with --allow-exec", k->name);
+        goto fail;
+    }
     args = cJSON_GetObjectItemCaseSensitive(root, "args");
     if (k->validate != NULL) {
         cJSON empty = { 0 };
@@ -155,12 +167,6 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
             goto fail;
         }
     }
-    if (k->needs_exec && !allow_exec) {
-        task_error_set(err, "exec_disabled",
-                       "kind '%s' is disabled: start taskpoold with --allow-exec", k->name);
-        goto fail;
-    }
-
     t = calloc(1, sizeof *t);
     if (t == NULL)
         goto oom;

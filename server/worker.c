@@ -11,6 +11,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,11 @@ int worker_main(int argc, char **argv)
     }
     if (getppid() != parent)      /* the daemon died before prctl took effect */
         return WORKER_EXIT_ORPHAN;
+    /* Commands we run must not inherit the channel: they could forge results. */
+    if (fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC) < 0) {
+        log_error("channel fd %d: %s", WORKER_FD, strerror(errno));
+        return WORKER_EXIT_FATAL;
+    }
 
     hello.pid = (int32_t)getpid();
     hello.ppid = (int32_t)getppid();

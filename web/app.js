@@ -119,11 +119,18 @@ const workers = new Map();       // pid -> worker view model
 const running = new Map();       // task id -> {kind, started} of tasks seen starting (bounded)
 let poolInfo = null;
 
-function workerLabel(ev) {
+// Why a worker left, in words.  reason "killed" means the pool killed it
+// (its task timed out or was cancelled); "died" is an unexpected death.
+function workerLabel(ev, w) {
+  const how = ev.exit_signal !== null && ev.exit_signal !== undefined ? signalName(ev.exit_signal)
+    : ev.exit_code !== null && ev.exit_code !== undefined ? `exit code ${ev.exit_code}` : '';
   if (ev.reason === 'retired') return `retired after ${fmtInt(ev.tasks_done)} tasks`;
   if (ev.reason === 'shutdown') return 'shut down';
-  if (ev.exit_signal !== null && ev.exit_signal !== undefined) return `killed by ${signalName(ev.exit_signal)}`;
-  if (ev.exit_code !== null && ev.exit_code !== undefined) return `exited with code ${ev.exit_code}`;
+  if (ev.reason === 'killed') {
+    const why = w && w.lastStatus === 'timed_out' ? 'task timed out' : w && w.lastStatus === 'cancelled' ? 'task cancelled' : 'by taskpoold';
+    return `killed: ${why}`;
+  }
+  if (how) return ev.exit_signal !== null && ev.exit_signal !== undefined ? `died: killed by ${how}` : `died: ${how}`;
   return ev.reason || 'exited';
 }
 
@@ -843,7 +850,7 @@ function flush() {
           poolDirty = true;
         } else if (TERMINAL.has(d.status)) {
           if (w.task_id === d.id) { w.state = 'idle'; w.task_id = null; w.taskStarted = null; }
-          w.tasks_done++; poolDirty = true;
+          w.tasks_done++; w.lastStatus = d.status; poolDirty = true;
         }
       }
     } else if (ev.type === 'worker') {
@@ -852,10 +859,10 @@ function flush() {
         upsertWorker({ pid: d.pid, state: 'idle', task_id: null, tasks_done: d.tasks_done ?? 0, started_at: d.started_at, rss_kb: null }, true);
         timeline.workerSpawned(d.pid, ts(d.started_at));
       } else if (d.event === 'exited') {
-        const label = workerLabel(d);
+        const label = workerLabel(d, workers.get(d.pid));
         removeWorker(d.pid, label);
         timeline.workerExited(d.pid, timeline.now(), label);
-        if (d.reason === 'killed' || d.reason === 'died') toast(`Worker ${d.pid} ${label}`, 'warn');
+        if (d.reason === 'died') toast(`Worker ${d.pid} ${label}`, 'warn');
       }
     } else if (ev.type === 'resync') {
       resync = true;

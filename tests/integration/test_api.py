@@ -287,7 +287,7 @@ def test_invalid_wait_400(ctx):
         for what, r in (("POST", d.request("POST", "/api/v1/tasks?wait=" + w, json_body={"kind": "echo"})),
                         ("GET", d.request("GET", "/api/v1/tasks/%d?wait=%s" % (t["id"], w)))):
             try:
-                check_error(r, 400, "invalid_field", field="wait")
+                check_error(r, 400, field="wait")
             except AssertionError as e:
                 problems.append("%s ?wait=%s: %s" % (what, w, e))
     check(not problems, "; ".join(problems))
@@ -341,3 +341,37 @@ def test_workers_shows_busy_worker_and_counts_tasks_done(ctx):
     w = wait_until(after, 3, "worker to be idle again")
     eq(w["tasks_done"], done_before + 1, "tasks_done after one more task")
     eq(w["task_id"], None, "task_id when idle")
+
+
+def test_400_error_codes_are_the_decided_ones(ctx):
+    """decisions.md fixes the codes: invalid_json, invalid_field (wrong type or value of any
+    field: body, kind args, query), unknown_kind."""
+    d = ctx.shared()
+    t = d.submit({"kind": "echo"}, wait=5)
+    cases = [
+        ("POST", "/api/v1/tasks", b'{"kind":', "invalid_json"),
+        ("POST", "/api/v1/tasks", {"kind": "echo", "priority": "x"}, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "nope"}, "unknown_kind"),
+        ("POST", "/api/v1/tasks", {"kind": "sleep", "args": {"seconds": -1}}, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "square", "args": {"numbers": "x"}}, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "cube", "args": {}}, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "cpu", "args": {"n": 1}}, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "fail", "args": {"message": 1}}, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "exec", "args": {"argv": []}}, "invalid_field"),
+        ("POST", "/api/v1/tasks?wait=0", {"kind": "echo"}, "invalid_field"),
+        ("GET", "/api/v1/tasks/%d?wait=abc" % t["id"], None, "invalid_field"),
+        ("GET", "/api/v1/tasks?limit=0", None, "invalid_field"),
+        ("GET", "/api/v1/tasks?status=bogus", None, "invalid_field"),
+        ("GET", "/api/v1/tasks?before=abc", None, "invalid_field"),
+    ]
+    wrong = []
+    for m, p, body, code in cases:
+        if isinstance(body, dict):
+            r = d.request(m, p, json_body=body)
+        else:
+            r = d.request(m, p, body=body)
+        e = check_error(r, 400)
+        if e["code"] != code:
+            wrong.append("%s %s %s -> %s (expected %s)" % (m, p, body if isinstance(body, dict) else "", e["code"],
+                                                           code))
+    check(not wrong, "; ".join(wrong))

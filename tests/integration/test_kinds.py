@@ -17,7 +17,7 @@ def _bad_args(d, cases):
     for kind, args, field in cases:
         r = d.post({"kind": kind, "args": args})
         try:
-            check_error(r, 400, "invalid_field", field=field)
+            check_error(r, 400, field=field)
         except AssertionError as e:
             problems.append("%s %s: %s" % (kind, json.dumps(args), e))
     check(not problems, "; ".join(problems))

@@ -88,8 +88,27 @@ def test_list_invalid_params_400(ctx):
                      ("limit=", "limit"), ("limit=1.5", "limit"), ("status=bogus", "status"),
                      ("before=abc", "before"), ("before=-5", "before")):
         try:
-            check_error(d.request("GET", "/api/v1/tasks?" + q), 400, "invalid_field", field=field)
+            check_error(d.request("GET", "/api/v1/tasks?" + q), 400, field=field)
         except AssertionError as e:
             problems.append("%s: %s" % (q, e))
     check(not problems, "; ".join(problems))
     eq(len(d.list("limit=500")["tasks"]) <= 500, True, "limit=500 accepted")
+
+
+def test_list_status_filter_agrees_with_task_status(ctx):
+    d = ctx.daemon(workers=2)
+    problems = []
+    for i in range(30):
+        t = d.submit({"kind": "echo", "args": i}, wait=5)
+        if t["status"] != "succeeded":
+            problems.append("task %d: %s" % (t["id"], t["status"]))
+            continue
+        p = d.list("status=succeeded&limit=1")
+        if _ids(p) != [t["id"]]:
+            problems.append("status=succeeded&limit=1 right after task %d succeeded -> %s"
+                            % (t["id"], [(x["id"], x["status"]) for x in p["tasks"]]))
+        for st in ("queued", "running"):
+            for x in d.list("status=" + st)["tasks"]:
+                if x["status"] != st:
+                    problems.append("status=%s lists task %d whose status is %s" % (st, x["id"], x["status"]))
+    check(not problems, "%d problems: %s" % (len(problems), "; ".join(problems[:4])))

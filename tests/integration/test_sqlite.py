@@ -16,7 +16,7 @@ def test_sqlite_readable_while_running_with_spec_columns(ctx):
     eq(t["status"], "succeeded", "status")
     eq(d.sql("pragma journal_mode")[0][0], "wal", "journal_mode")
     check(d.sql("pragma user_version")[0][0] >= 1, "PRAGMA user_version not set by the migration")
-    cols = {r[1] for r in d.sql("pragma table_info(tasks)")}
+    cols = {r[1] for r in d.sql("pragma table_xinfo(tasks)")}  # xinfo: generated columns too
     check(TASK_COLUMNS <= cols, "tasks table lacks columns %s" % sorted(TASK_COLUMNS - cols))
     row = d.sql("select kind, args, status, priority, attempts, max_attempts, timeout_ms, worker_pid, "
                 "worker_ppid, created_at, started_at, finished_at, result, error, typeof(created_at), "
@@ -74,7 +74,7 @@ def test_sqlite_workers_table_records_workers(ctx):
     pids = d.worker_pids()
     names = {r[0] for r in d.sql("select name from sqlite_master where type = 'table'")}
     check("workers" in names, "no workers table (tables: %s)" % sorted(names))
-    cols = [r[1] for r in d.sql("pragma table_info(workers)")]
+    cols = [r[1] for r in d.sql("pragma table_xinfo(workers)")]
     check("pid" in cols, "workers table has no pid column: %s" % cols)
     for want in ("start", "exit", "tasks"):
         check(any(want in c for c in cols), "workers table has no column about %r: %s" % (want, cols))

@@ -654,18 +654,30 @@ static void test_fill_without_next_never_reports_a_false_eof(void **state)
 }
 
 /* chan.h puts no bound on the number of parts. */
-static void test_send_concatenates_many_parts(void **state)
+static void test_send_concatenates_up_to_parts_max(void **state)
 {
     struct pair *p = *state;
     static const char digits[] = "0123456789abcdef";
-    struct chan_part parts[16];
-    for (size_t i = 0; i < 16; i++)
+    struct chan_part parts[CHAN_PARTS_MAX];
+    for (size_t i = 0; i < CHAN_PARTS_MAX; i++)
         parts[i] = (struct chan_part){ digits + i, 1 };
-    assert_int_equal(chan_send(p->w, CHAN_MSG_TASK, 12, parts, 16), 0);
+    assert_int_equal(chan_send(p->w, CHAN_MSG_TASK, 12, parts, CHAN_PARTS_MAX), 0);
     struct chan_msg m;
     assert_int_equal(next_frame(&p->reader, p->r, &m), GOT_FRAME);
-    assert_int_equal(m.len, 16);
-    assert_memory_equal(m.payload, digits, 16);
+    assert_int_equal(m.len, CHAN_PARTS_MAX);
+    assert_memory_equal(m.payload, digits, CHAN_PARTS_MAX);
+}
+
+static void test_send_refuses_more_than_parts_max(void **state)
+{
+    struct pair *p = *state;
+    static const char digits[] = "0123456789abcdef";
+    struct chan_part parts[CHAN_PARTS_MAX + 1];
+    for (size_t i = 0; i < CHAN_PARTS_MAX + 1; i++)
+        parts[i] = (struct chan_part){ digits + i, 1 };
+    errno = 0;
+    assert_int_equal(chan_send(p->w, CHAN_MSG_TASK, 12, parts, CHAN_PARTS_MAX + 1), -1);
+    assert_int_equal(errno, EINVAL);
 }
 
 static void test_reader_free_of_unused_reader_is_fine(void **state)
@@ -703,7 +715,8 @@ int main(void)
         T(test_send_to_closed_peer_fails_with_epipe),
         T(test_large_frame_survives_short_writes),
         T(test_fill_without_next_never_reports_a_false_eof),
-        T(test_send_concatenates_many_parts),
+        T(test_send_concatenates_up_to_parts_max),
+        T(test_send_refuses_more_than_parts_max),
         cmocka_unit_test(test_reader_free_of_unused_reader_is_fine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

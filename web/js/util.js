@@ -58,6 +58,7 @@ export function fmtRate(n) {
 // Milliseconds as a short duration: 0.42 ms, 12 ms, 1.25 s, 3m 04s, 2h 05m.
 export function fmtMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '–';
+  if (ms === 0) return '0 ms';
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 10) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
