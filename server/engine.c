@@ -295,7 +295,7 @@ static int engine_write_batch(struct engine_op *batch, int64_t *rows)
     return 0;
 }
 
-/* Publishes what an op made durable, for the event stream and the stats. */
+/* Publishes what an op made durable, for the event stream and the stats.  Unlocked. */
 static void engine_publish(const struct engine_op *op)
 {
     cJSON *j;
@@ -446,14 +446,15 @@ static void *engine_writer_main(void *unused)
             engine.stats.write_rows += rows;
         }
         bool wake_pool = engine_batch_done(batch, ok, &calls);
-        for (op = batch; ok && op != NULL; op = op->next)
-            engine_publish(op);
-        engine_ops_free(batch);
         pthread_mutex_unlock(&engine.lock);
         engine_calls_run(&calls);
         if (wake_pool)
             pool_wake();
+        /* Unlocked: the ops still hold their tasks, and snapshots are copies. */
+        for (op = batch; ok && op != NULL; op = op->next)
+            engine_publish(op);
         pthread_mutex_lock(&engine.lock);
+        engine_ops_free(batch);
     }
     pthread_mutex_unlock(&engine.lock);
     free(calls.v);
