@@ -295,19 +295,22 @@ static int engine_write_batch(struct engine_op *batch, int64_t *rows)
     return 0;
 }
 
-/* Publishes what an op made durable, for the event stream and the stats.  Unlocked. */
-static void engine_publish(const struct engine_op *op)
+/*
+ * Publishes what an op made durable, for the stats and, when someone may be
+ * listening (events_wanted), the event stream.  Unlocked.
+ */
+static void engine_publish(const struct engine_op *op, bool events)
 {
     cJSON *j;
     char *text;
 
     if (op->type == ENGINE_OP_TASK) {
         stats_observe_task(&op->snap, op->insert);
-        if (op->skip || events_subscribers() == 0)
+        if (op->skip || !events)
             return;
         j = task_to_json(&op->snap, false);
     } else {
-        if (events_subscribers() == 0)
+        if (!events)
             return;
         j = cJSON_CreateObject();
         if (j != NULL) {
@@ -451,8 +454,9 @@ static void *engine_writer_main(void *unused)
         if (wake_pool)
             pool_wake();
         /* Unlocked: the ops still hold their tasks, and snapshots are copies. */
+        bool events = ok && events_wanted();
         for (op = batch; ok && op != NULL; op = op->next)
-            engine_publish(op);
+            engine_publish(op, events);
         pthread_mutex_lock(&engine.lock);
         engine_ops_free(batch);
     }

@@ -35,13 +35,22 @@
  * MHD never calls our callbacks while holding that mutex (checked against
  * 0.9.75: the reader runs under the response's own mutex only, the free
  * callback under none), so the order is acyclic.  The lock is held for a
- * memcpy of at most one MHD write buffer, never across I/O.
+ * memcpy of at most one MHD write buffer and non-blocking calls (a MSG_PEEK,
+ * MHD's eventfd write on resume), never across blocking I/O.  Who may block:
+ * nobody waits for a subscriber; the timer waits on its condition variable.
+ *
+ * Big events.  An event larger than MHD's write buffer (~16-32 KiB) goes out
+ * in pieces; if the ring drops it before the last piece, the stream is
+ * closed (the client discards the fragment, reconnects with its last whole
+ * id and is told to resync).  Ordinary events are never split.
  *
  * Lifetime.  A subscriber is created by events_serve and freed by the
- * response's free callback, which MHD calls when the connection ends (the
- * client vanished: noticed at the next write, within EVENTS_BATCH_MS of the
- * next event or EVENTS_PING_MS at most).  A suspended connection cannot be
- * closed by MHD, so s->conn is valid whenever s->suspended is true.
+ * response's free callback, which MHD calls when the connection ends.  MHD
+ * does not watch a suspended connection, so the reader peeks at the socket
+ * before it suspends: a client that left is let go the next time the stream
+ * wakes (within EVENTS_BATCH_MS of the next event, or at the next ping).
+ * A suspended connection cannot be closed by MHD, so s->conn is valid
+ * whenever s->suspended is true.
  * events_shutdown sets ev.closed and resumes every suspended subscriber;
  * their readers then return END_OF_STREAM, so MHD_stop_daemon (called after
  * it) finds no suspended connection.  The mutex is static and never
@@ -65,6 +74,12 @@
 /* Resumes of suspended subscribers are batched to at most one per this. */
 #ifndef EVENTS_BATCH_MS
 #define EVENTS_BATCH_MS 50
+#endif
+/* Events are rendered while a subscriber is connected or left less than this
+ * ago (a dashboard reloading, a client reconnecting); after it, nobody is
+ * listening and publishing stops costing anything. */
+#ifndef EVENTS_IDLE_MS
+#define EVENTS_IDLE_MS 60000
 #endif
 /* A `: ping` comment this often keeps proxies from closing idle streams. */
 #ifndef EVENTS_PING_MS
@@ -106,6 +121,8 @@ static struct {
     bool            wake_pending;  /* events arrived since the last resume */
     uint64_t        ping_seq;
     pthread_t       timer;
+    int64_t         last_sub_seen; /* monotonic ms a subscriber was last connected */
+    bool            dormant;       /* ring emptied for want of subscribers */
 } ev = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -440,8 +457,39 @@ static void events_free(void *cls)
     ev.nsubs--;
     if (s->suspended)
         ev.nsuspended--;
+    ev.last_sub_seen = events_now_ms();
     pthread_mutex_unlock(&ev.lock);
     free(s);
+}
+
+bool events_wanted(void)
+{
+    int64_t now = events_now_ms();
+    bool wanted;
+
+    pthread_mutex_lock(&ev.lock);
+    if (ev.nsubs > 0)
+        ev.last_sub_seen = now;
+    wanted = ev.nsubs > 0 || (ev.last_sub_seen > 0 && now - ev.last_sub_seen < EVENTS_IDLE_MS);
+    if (!wanted && !ev.dormant && ev.ready) {
+        /* Changes from now on are not kept.  Empty the ring and skip an id, so
+         * a client returning with any Last-Event-ID gets a resync rather than
+         * a replay with a silent hole in it. */
+        while (ev.count > 0) {
+            struct event *e = &ev.ring[ev.head];
+            free(e->text);
+            e->text = NULL;
+            ev.head = (ev.head + 1) % ev.cap;
+            ev.count--;
+        }
+        ev.bytes = 0;
+        ev.last_id++;
+        ev.dormant = true;
+    } else if (wanted) {
+        ev.dormant = false;
+    }
+    pthread_mutex_unlock(&ev.lock);
+    return wanted;
 }
 
 /* Parses a Last-Event-ID value.  Returns 0 and *id, or -1 if malformed. */

@@ -10,6 +10,7 @@
 #ifndef TASKPOOL_EVENTS_H
 #define TASKPOOL_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <microhttpd.h>
@@ -20,8 +21,17 @@ int events_init(size_t max_events, size_t max_bytes);
 
 /* Publishes an event (type "task"|"worker", data = one-line JSON).
  * Thread-safe, never blocks on a subscriber.  Returns its id (> 0) or -1
- * (not initialised, shut down, bad arguments, out of memory). */
+ * (not initialised, shut down, bad arguments, out of memory).
+ * Publish every change while events_wanted() says so: a client that
+ * reconnects with Last-Event-ID is replayed the ring, and a change left out of
+ * it is a change that client never hears of. */
 int64_t events_publish(const char *type, const char *data);
+
+/* True while a subscriber is connected or left less than a minute ago, so
+ * publishers may skip rendering events nobody will read.  When it turns
+ * false the ring is emptied and an id skipped: a client that comes back later
+ * with Last-Event-ID is told to resync instead of missing changes silently. */
+bool events_wanted(void);
 
 /* Starts an SSE response on conn (GET /api/v1/events); honours the
  * Last-Event-ID header.  Returns MHD_queue_response's result. */

@@ -73,6 +73,10 @@ function setConn(state, detail) {
 /* ------------------------------------------------------------------ numbers */
 
 const chart = new HistoryChart($('chart'), $('chart-tip'));
+chart.onSpan = (sec) => {
+  const t = sec >= 120 ? `last ${Math.round(sec / 60)} min` : `last ${sec} s`;
+  if ($('chart-span').textContent !== t) $('chart-span').textContent = t;
+};
 let stats = null;
 
 function buildCounts() {
@@ -96,6 +100,15 @@ function renderStats() {
     const n = document.querySelector(`[data-count="${s}"]`);
     if (n) { n.textContent = fmtInt(c[s] ?? 0); n.parentElement.dataset.zero = String(!c[s]); }
   }
+  const total = STATUSES.reduce((a, s) => a + (c[s] || 0), 0);
+  const dist = $('dist');
+  if (!dist.children.length) for (const s of ['succeeded', 'failed', 'timed_out', 'cancelled', 'running', 'queued']) dist.append(el('span', { dataset: { status: s } }));
+  for (const seg of dist.children) {
+    const n = c[seg.dataset.status] || 0;
+    seg.style.flexGrow = String(n);
+    seg.hidden = !n;
+  }
+  dist.dataset.empty = String(!total);
   $('kpi-rate').textContent = fmtRate(stats.throughput);
   $('kpi-queue').textContent = fmtInt(stats.queue_depth);
   $('kpi-run50').textContent = fmtMs(stats.run_ms?.p50);
@@ -153,15 +166,20 @@ function updateCard(w) {
   const li = w.el;
   if (!li) return;
   const now = Date.now();
-  const state = w.leaving ? 'exited' : w.state;
+  // A worker running hundreds of tiny tasks a second flips between idle and
+  // busy faster than anyone can read: show its rate instead.
+  const fast = !w.leaving && (w.rate || 0) >= 5;
+  const long = w.task_id && w.taskStarted && now - w.taskStarted > 400;
+  const state = w.leaving ? 'exited' : fast ? 'busy' : w.state;
   li.dataset.state = state;
   const badge = li.querySelector('.w-state');
   if (badge.textContent !== state) badge.textContent = state;
   const task = li.querySelector('.w-task');
-  const key = w.leaving ? `x${w.exitLabel}` : w.task_id ? `t${w.task_id}` : 'idle';
+  const key = w.leaving ? `x${w.exitLabel}` : fast && !long ? 'rate' : w.task_id ? `t${w.task_id}:${w.taskKind || ''}` : 'idle';
   if (task.dataset.key !== key) {
     task.dataset.key = key;
     if (w.leaving) task.replaceChildren(el('span', { class: 'w-exit' }, w.exitLabel));
+    else if (key === 'rate') task.replaceChildren(el('span', { class: 'w-rate' }), el('span', { class: 'muted' }, 'tasks/s'));
     else if (w.task_id) {
       task.replaceChildren(
         el('a', { href: `#/tasks/${w.task_id}`, class: 'mono w-link' }, `#${w.task_id}`),
@@ -169,6 +187,8 @@ function updateCard(w) {
         el('span', { class: 'w-elapsed' }));
     } else task.replaceChildren(el('span', { class: 'muted' }, 'waiting for work'));
   }
+  const rate = task.querySelector('.w-rate');
+  if (rate) rate.textContent = fmtInt(Math.round(w.rate));
   const elapsed = task.querySelector('.w-elapsed');
   if (elapsed) elapsed.textContent = w.taskStarted ? fmtMs(Math.max(0, now - w.taskStarted)) : '';
   li.querySelector('.w-done').textContent = fmtInt(w.tasks_done);
@@ -206,6 +226,16 @@ function upsertWorker(o, animate) {
   }
   updateCard(w);
   return w;
+}
+
+let poolTimer = null;
+function renderPoolSoon() {
+  if (poolTimer) return;
+  poolTimer = setTimeout(() => {
+    poolTimer = null;
+    for (const w of workers.values()) updateCard(w);
+    renderSummary();
+  }, 150);
 }
 
 function removeWorker(pid, label) {
@@ -254,18 +284,33 @@ function renderSummary() {
 /* ------------------------------------------------------------------ timeline */
 
 const timeline = new Timeline($('timeline-canvas'), $('timeline-tip'), { onOpen: (id) => openTaskHash(id) });
-for (const b of $('tl-window').querySelectorAll('button')) {
-  b.addEventListener('click', () => {
-    for (const o of $('tl-window').querySelectorAll('button')) o.setAttribute('aria-pressed', String(o === b));
-    timeline.setWindow(Number(b.dataset.window));
-  });
+function setWindow(ms) {
+  let found = false;
+  for (const o of $('tl-window').querySelectorAll('button')) {
+    const on = Number(o.dataset.window) === ms;
+    found ||= on;
+    o.setAttribute('aria-pressed', String(on));
+  }
+  if (!found) return;
+  timeline.setWindow(ms);
+  try { localStorage.setItem('taskpool.window', String(ms)); } catch { /* ignore */ }
 }
+for (const b of $('tl-window').querySelectorAll('button')) b.addEventListener('click', () => setWindow(Number(b.dataset.window)));
+try { setWindow(Number(localStorage.getItem('taskpool.window')) || 120000); } catch { /* ignore */ }
 
 async function seedTimeline() {
   const data = await api('/api/v1/tasks?limit=500');
   const live = new Set([...workers.values()].filter((w) => !w.leaving).map((w) => w.pid));
   const list = (data.tasks || []).slice().reverse();
-  for (const t of list) if (live.has(t.worker_pid)) timeline.task(t);
+  for (const t of list) {
+    if (!live.has(t.worker_pid)) continue;
+    timeline.task(t);
+    if (t.status === 'running' && !running.has(t.id)) running.set(t.id, { kind: t.kind, started: ts(t.started_at) - timeline.offset });
+  }
+  for (const w of workers.values()) {
+    const r = w.task_id && running.get(w.task_id);
+    if (r && !w.taskKind) { w.taskKind = r.kind; w.taskStarted = r.started; updateCard(w); }
+  }
 }
 
 /* ------------------------------------------------------------------ tasks table */
@@ -394,8 +439,24 @@ function fillRow(tr, t) {
   tr.children[9].title = c.info;
 }
 
+// Table DOM updates are batched: at most one every TABLE_MS however many
+// events arrive (a status change shows within a fifth of a second).
+const TABLE_MS = 200;
+let tableTimer = null;
+let tableAt = 0;
+function renderTableSoon() {
+  if (tableTimer) return;
+  const wait = Math.max(0, TABLE_MS - (performance.now() - tableAt));
+  tableTimer = setTimeout(() => { tableTimer = null; renderTable(); }, wait);
+}
+
 function renderTable(animate = true) {
+  tableAt = performance.now();
+  if (tableTimer) { clearTimeout(tableTimer); tableTimer = null; }
   const tbody = $('task-rows');
+  let fresh = 0;
+  for (const t of table.rows) { const r = table.byId.get(t.id); if (!r.tr) fresh++; }
+  if (fresh > 12) animate = false;                      // a flood: no flashing
   const want = [];
   for (const t of table.rows) {
     const row = table.byId.get(t.id);
@@ -700,6 +761,14 @@ $('f-kind').addEventListener('change', () => {
   clearErrors();
 });
 $('f-args').addEventListener('input', () => { drafts.set($('f-kind').value, $('f-args').value); });
+for (const f of FIELDS) {
+  $(fieldInput[f]).addEventListener('input', () => {
+    const p = $(`err-${f}`);
+    if (p.hidden) return;
+    p.hidden = true;
+    $(fieldInput[f]).removeAttribute('aria-invalid');
+  });
+}
 $('f-args').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); form.requestSubmit(); }
 });
@@ -809,6 +878,9 @@ form.addEventListener('submit', async (e) => {
 
 const pending = [];
 let flushQueued = false;
+// Counters for the curious (and the browser test): window.taskpool.
+const counters = { events: 0, resyncs: 0, connects: 0 };
+window.taskpool = counters;
 
 function scheduleFlush() {
   if (flushQueued) return;
@@ -819,6 +891,8 @@ function scheduleFlush() {
 }
 
 function onEvent(ev) {
+  counters.events++;
+  if (ev.type === 'resync') counters.resyncs++;
   pending.push(ev);
   if (pending.length > 50000) { flushQueued = false; setTimeout(flush, 0); flushQueued = true; return; }
   scheduleFlush();
@@ -850,7 +924,7 @@ function flush() {
           poolDirty = true;
         } else if (TERMINAL.has(d.status)) {
           if (w.task_id === d.id) { w.state = 'idle'; w.task_id = null; w.taskStarted = null; }
-          w.tasks_done++; w.lastStatus = d.status; poolDirty = true;
+          w.tasks_done++; w.evDone = (w.evDone || 0) + 1; w.lastStatus = d.status; poolDirty = true;
         }
       }
     } else if (ev.type === 'worker') {
@@ -869,8 +943,8 @@ function flush() {
     }
   }
   for (const t of latest.values()) { tableUpsert(t, true); detailEvent(t); }
-  if (latest.size || !evs.length) renderTable();
-  if (poolDirty) { for (const w of workers.values()) updateCard(w); renderSummary(); }
+  if (latest.size || !evs.length) renderTableSoon();
+  if (poolDirty) renderPoolSoon();
   if (resync) doResync();
 }
 
@@ -893,6 +967,7 @@ const stream = new EventStream('/api/v1/events', {
     setConn(state, d);
     // After a gap the server replays what it still has (or sends resync);
     // workers are cheap to refetch either way.
+    if (state === 'open') counters.connects++;
     if (state === 'open' && wasDown && started) loadWorkers(true).catch(() => {});
   },
 });
@@ -900,6 +975,11 @@ const stream = new EventStream('/api/v1/events', {
 /* ------------------------------------------------------------------ clocks */
 
 setInterval(() => {
+  for (const w of workers.values()) {
+    const n = (w.evDone || 0) - (w.evPrev || 0);
+    w.evPrev = w.evDone || 0;
+    w.rate = n >= 5 ? (w.rate >= 5 ? 0.5 * w.rate + 0.5 * n : n) : 0;
+  }
   if (document.hidden) return;
   for (const w of workers.values()) updateCard(w);
   for (const row of table.byId.values()) if (row.tr) fillRow(row.tr, row.t);

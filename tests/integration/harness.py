@@ -473,6 +473,25 @@ class Daemon:
             con.close()
 
 
+def worker_row(d, pid):
+    """The newest row of the workers table for pid, as a dict (None if absent)."""
+    con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True, timeout=5)
+    try:
+        cur = con.execute("select * from workers where pid = ? order by rowid desc limit 1", (pid,))
+        row = cur.fetchone()
+        return None if row is None else dict(zip([c[0] for c in cur.description], row))
+    finally:
+        con.close()
+
+
+def pick_col(row, *words):
+    """The first column of row whose name contains every word (Fail if none)."""
+    for k in row:
+        if all(w in k for w in words):
+            return k
+    raise Fail("workers table has no column with %s in its name: %s" % ("+".join(words), sorted(row)))
+
+
 def check_task(t):
     """Checks the task object's exact field set and field types."""
     check(isinstance(t, dict), "task is not an object: %s" % short(t))
@@ -553,6 +572,8 @@ class Ctx:
         self.daemons.append(d)
         if start:
             d.start()
+            if workers:
+                d.wait_pool(workers)
         return d
 
     def shared(self):
@@ -564,6 +585,7 @@ class Ctx:
             d = Daemon(tmp, args=["--allow-exec"], workers=SHARED_WORKERS, name="shared daemon")
             _SHARED["d"] = d
             d.start()
+            d.wait_pool(SHARED_WORKERS)
         return d
 
     def cleanup(self):

@@ -23,13 +23,16 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 
+# These run first, in this order; any other test_*.py in this directory follows, by name.
 MODULES = ["test_cli", "test_api", "test_kinds", "test_exec", "test_list", "test_auth",
            "test_pool", "test_lifecycle", "test_sqlite"]
 
 
 def collect():
     tests = []
-    for mod_name in MODULES:
+    others = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py")
+                    and f[:-3] not in MODULES)
+    for mod_name in [m for m in MODULES if os.path.exists(os.path.join(HERE, m + ".py"))] + others:
         mod = importlib.import_module(mod_name)
         fns = [(inspect.getsourcelines(f)[1], n, f) for n, f in vars(mod).items()
                if n.startswith("test_") and inspect.isfunction(f) and f.__module__ == mod_name]

@@ -1,4 +1,5 @@
 """The HTTP API: routes, task object, ?wait=, error statuses, content types (shared daemon)."""
+import http.client
 import json
 import time
 
@@ -115,6 +116,24 @@ def test_trailing_garbage_after_json_400(ctx):
     for body in (b'{"kind":"echo"} x', b'{"kind":"echo"}{"kind":"echo"}'):
         r = d.post(body)
         check_error(r, 400, "invalid_json")
+    eq(d.max_id(), before, "newest task id after bad requests")
+
+
+def test_invalid_utf8_in_body_400(ctx):
+    """JSON text is UTF-8 (RFC 8259): a string with invalid bytes is malformed, and echoing it
+    would make the answer itself invalid JSON.  (A dedicated daemon: if it accepts these, its
+    lists are no longer valid JSON.)"""
+    d = ctx.daemon(workers=1)
+    before = d.max_id()
+    problems = []
+    for body in (b'{"kind":"echo","args":"\xff\xfe"}', b'{"kind":"echo","args":{"s":"a\xc3"}}',
+                 b'{"kind":"echo","args":"\xed\xa0\x80"}', b'{"kind":"echo","args":"\xc0\xaf"}'):
+        r = d.request("POST", "/api/v1/tasks", body=body, check_ct=False)
+        try:
+            check_error(r, 400, "invalid_json")
+        except AssertionError as e:
+            problems.append("%r: %s" % (body, e))
+    check(not problems, "; ".join(problems))
     eq(d.max_id(), before, "newest task id after bad requests")
 
 
@@ -375,3 +394,27 @@ def test_400_error_codes_are_the_decided_ones(ctx):
             wrong.append("%s %s %s -> %s (expected %s)" % (m, p, body if isinstance(body, dict) else "", e["code"],
                                                            code))
     check(not wrong, "; ".join(wrong))
+
+
+def test_keep_alive_connection_serves_many_requests(ctx):
+    """One HTTP/1.1 connection carries successive requests, errors included (curl, wrk, browsers)."""
+    d = ctx.shared()
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10 * SLOW)
+    try:
+        seq = [("POST", "/api/v1/tasks?wait=5", '{"kind":"echo","args":"k1"}', 201),
+               ("GET", "/healthz", None, 200), ("POST", "/api/v1/tasks", "{bad", 400),
+               ("GET", "/api/v1/nope", None, 404), ("DELETE", "/api/v1/tasks", None, 405),
+               ("POST", "/api/v1/tasks?wait=abc", '{"kind":"echo"}', 400),
+               ("POST", "/api/v1/tasks?wait=5", '{"kind":"echo","args":"k2"}', 201), ("GET", "/api/v1/workers", None, 200)]
+        for m, p, b, want in seq:
+            try:
+                conn.request(m, p, body=b)
+                r = conn.getresponse()
+                body = json.loads(r.read())
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                raise AssertionError("%s %s on a kept-alive connection: %s: %s" % (m, p, type(e).__name__, e))
+            eq(r.status, want, "%s %s on a kept-alive connection" % (m, p))
+            if want == 201:
+                eq(body["status"], "succeeded", "status")
+    finally:
+        conn.close()

@@ -1,6 +1,7 @@
 """The exec kind: argv, stdin, env, cwd, exit status, signals, output capture and caps,
 killing the whole process group on timeout/cancel, and 403 without --allow-exec."""
 import os
+import sys
 import time
 import uuid
 
@@ -206,3 +207,25 @@ def test_exec_cancel_kills_whole_process_group(ctx):
        "status / error.code / attempts")
     d.wait_pool(2)
     eq(d.submit({"kind": "echo", "args": 3}, wait=5)["status"], "succeeded", "echo after the cancel")
+
+
+def test_usage_is_per_task_cpu_and_memory_of_the_work(ctx):
+    d = ctx.daemon("--allow-exec", workers=1)
+    t = d.submit({"kind": "cpu", "args": {"n": 300000000}}, wait=60)
+    u = t["usage"]
+    cpu = u["user_ms"] + u["sys_ms"]
+    check(100 <= cpu <= t["run_ms"] + 50, "cpu n=3e8: user+sys %d ms for run_ms %s" % (cpu, t["run_ms"]))
+    e = d.submit({"kind": "echo"}, wait=5)
+    check(e["usage"]["user_ms"] + e["usage"]["sys_ms"] <= 20,
+          "echo after a cpu task on the same worker reports %r (usage must be per task)" % e["usage"])
+    t = _exec(d, {"argv": ["/bin/sh", "-c", "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done"]})
+    eq(t["status"], "succeeded", "status")
+    check(t["usage"]["user_ms"] + t["usage"]["sys_ms"] >= 80,
+          "exec of a busy loop (%s ms) reports usage %r: the command's usage is missing"
+          % (t["run_ms"], t["usage"]))
+    t = _exec(d, {"argv": [sys.executable, "-c", "b = bytearray(150 * 1024 * 1024)\nb[::4096] = b'x' * len(b[::4096])"]})
+    eq(t["status"], "succeeded", "status of the 150 MiB command")
+    check(t["usage"]["max_rss_kb"] >= 140 * 1024, "max_rss_kb of a command holding 150 MiB: %r" % t["usage"])
+    t = _exec(d, {"argv": ["/bin/true"]})
+    check(t["usage"]["max_rss_kb"] < 50 * 1024, "max_rss_kb of /bin/true after a 150 MiB command: %r "
+          "(usage must be per task)" % t["usage"])

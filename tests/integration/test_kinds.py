@@ -81,8 +81,9 @@ def test_square_cube_invalid_args_400(ctx):
 
 def test_cpu_counts_primes(ctx):
     d = ctx.shared()
-    for n, primes in ((100, 25), (2, 0), (3, 1), (10, 4), (1000, 168), (1000000, 78498)):
-        t = _run(d, "cpu", {"n": n}, wait=30)
+    for n, primes in ((100, 25), (2, 0), (3, 1), (10, 4), (1000, 168), (1000000, 78498),
+                      (1000000000, 50847534)):
+        t = _run(d, "cpu", {"n": n}, wait=60)
         eq(t["status"], "succeeded", "status of cpu %d" % n)
         eq(t["result"], {"primes": primes}, "result of cpu n=%d" % n)
 

@@ -2,6 +2,7 @@
 import os
 import signal
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -26,6 +27,16 @@ def test_sigterm_finishes_running_task_503s_new_ones_keeps_queue(ctx):
     c = d.submit({"kind": "echo", "args": "c"})
     eq((d.task(b["id"])["status"], d.task(c["id"])["status"]), ("queued", "queued"), "b, c before SIGTERM")
     workers = d.worker_pids()
+    waiter = {}
+
+    def wait_on_b():   # a long-poll on a queued task must be answered, not cut, by the shutdown
+        try:
+            waiter["r"] = d.get(b["id"], wait=60)
+        except AssertionError as e:
+            waiter["r"] = e
+    th = threading.Thread(target=wait_on_b, daemon=True)
+    th.start()
+    time.sleep(0.1)
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
     time.sleep(0.25)
@@ -40,6 +51,12 @@ def test_sigterm_finishes_running_task_503s_new_ones_keeps_queue(ctx):
     left = d.wait_no_leftovers(3)
     check(not left, "processes left after SIGTERM: %s" % describe(left))
     check(not any(proc_alive(w) for w in workers), "a worker survived: %s" % workers)
+    th.join(2)
+    w = waiter.get("r")
+    check(w is not None, "the GET ?wait=60 waiter got no answer by the time the daemon exited")
+    check(not isinstance(w, AssertionError), "the GET ?wait=60 waiter: %s" % w)
+    check((w.status == 200 and w.json["status"] == "queued") or w.status == 503,
+          "the GET ?wait=60 waiter: expected 200 with the queued task (or 503), got %r" % w)
     rows = _rows(d.db, "select id, status, attempts, started_at from tasks order by id")
     eq(len(rows), 3, "rows in tasks (the 503'd POST must not create one)")
     eq(rows[0][:3], (a["id"], "succeeded", 1), "running task finished within the grace")
@@ -58,11 +75,15 @@ def test_sigterm_finishes_running_task_503s_new_ones_keeps_queue(ctx):
 
 
 def test_sigterm_kills_running_task_after_shutdown_grace(ctx):
-    d = ctx.daemon("--shutdown-grace", "1", workers=1)
-    d.wait_pool(1)
+    d = ctx.daemon("--shutdown-grace", "1", "--allow-exec", workers=2)
     a = d.submit({"kind": "sleep", "args": {"seconds": 30}})
     a = d.wait_status(a["id"], "running")
     w = a["worker_pid"]
+    mark = "TP_MARK=%s" % uuid.uuid4().hex
+    k, v = mark.split("=")
+    x = d.submit({"kind": "exec", "args": {"argv": ["/bin/sh", "-c", "sleep 100 & sleep 100"], "env": {k: v}}})
+    d.wait_status(x["id"], "running")
+    wait_until(lambda: len(procs_with_env(mark)) >= 2, 5, "the exec command to run")
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
     rc = d.wait_exit(8)
@@ -73,10 +94,13 @@ def test_sigterm_kills_running_task_after_shutdown_grace(ctx):
     wait_until(lambda: not proc_alive(w), 3, "worker %d to die" % w)
     left = d.wait_no_leftovers(3)
     check(not left, "processes left: %s" % describe(left))
+    check(not procs_with_env(mark), "the exec command survives the shutdown: %s" % describe(procs_with_env(mark)))
     d2 = ctx.daemon(workers=1, db=d.db, name="restarted daemon")
-    g = d2.wait_terminal(a["id"], 5)
-    eq((g["status"], g["attempts"]), ("failed", 1), "killed task (max_attempts 1) after restart")
-    check(g["error"] is not None, "error of the killed task is null")
+    for t in (a, x):
+        g = d2.wait_terminal(t["id"], 5)
+        eq((g["status"], g["attempts"]), ("failed", 1), "%s task killed at shutdown (max_attempts 1) after restart"
+           % t["kind"])
+        check(g["error"] is not None, "error of the killed task is null")
 
 
 def test_sigint_stops_like_sigterm(ctx):

@@ -6,8 +6,10 @@ import os
 import signal
 import threading
 import time
+import uuid
 
-from harness import (SLOW, between, check, check_task, eq, parse_time, proc_stat, wait_until)
+from harness import (SLOW, between, check, check_task, describe, eq, parse_time, pick_col, proc_alive,
+                     proc_stat, procs_with_env, wait_until, worker_row)
 
 
 def _reaped(pid, seconds=5):
@@ -179,6 +181,31 @@ def test_sigkill_worker_with_attempts_left_reruns_task(ctx):
        "status / error.code / attempts after two deaths")
 
 
+def test_sigkill_worker_running_exec_kills_its_command(ctx):
+    d = ctx.daemon("--allow-exec", workers=2)
+    mark = "TP_MARK=%s" % uuid.uuid4().hex
+    k, v = mark.split("=")
+    t = d.submit({"kind": "exec", "args": {"argv": ["/bin/sh", "-c", "sleep 100 & sleep 100"], "env": {k: v}},
+                  "max_attempts": 2})
+    t = d.wait_status(t["id"], "running")
+    w = t["worker_pid"]
+    first = {p["pid"] for p in wait_until(lambda: len(procs_with_env(mark)) >= 2 and procs_with_env(mark), 5,
+                                          "the command to run")}
+    os.kill(w, signal.SIGKILL)
+    # the command must not outlive its worker (it would run twice after the retry)
+    end = time.monotonic() + 3 * SLOW
+    while time.monotonic() < end and any(proc_alive(p) for p in first):
+        time.sleep(0.05)
+    left = [p for p in procs_with_env(mark) if p["pid"] in first]
+    check(not left, "processes of the first run survive its worker's death: %s" % describe(left))
+    t = wait_until(lambda: (lambda x: x if x["attempts"] == 2 and x["status"] == "running" else None)(
+        d.task(t["id"])), 5, "the retry to start")
+    check(t["worker_pid"] != w, "retry reports the dead worker")
+    r = d.cancel(t["id"])
+    eq((r.status, r.json["status"]), (200, "cancelled"), "cancel of the retry")
+    wait_until(lambda: not procs_with_env(mark), 5, "no process of the command to be left")
+
+
 def test_idle_worker_killed_is_replaced(ctx):
     d = ctx.daemon(workers=2)
     pool = d.wait_pool(2)
@@ -187,6 +214,10 @@ def test_idle_worker_killed_is_replaced(ctx):
     _reaped(w)
     new = d.wait_pool(2, gone={w})
     eq(len(new - pool), 1, "replacement workers")
+    # the workers table records the death: exit time and signal 9
+    row = wait_until(lambda: (lambda r: r if r and r[pick_col(r, "exit", "at")] else None)(worker_row(d, w)), 3,
+                     "the workers row of %d to record its exit" % w)
+    eq(row[pick_col(row, "signal")], 9, "exit signal recorded for worker %d (%s)" % (w, row))
     for i in range(4):
         eq(d.submit({"kind": "echo", "args": i}, wait=5)["status"], "succeeded", "echo %d" % i)
 
@@ -212,6 +243,10 @@ def test_max_tasks_per_worker_recycles_workers(ctx):
         _reaped(p)
         seen.append(p)
     eq(len(set(seen)), 3, "distinct workers over 6 tasks")
+    for s in seen[:2]:
+        row = wait_until(lambda: (lambda r: r if r and r[pick_col(r, "exit", "at")] else None)(worker_row(d, s)), 3,
+                         "the workers row of retired worker %d to record its exit" % s)
+        eq(row[pick_col(row, "tasks")], 2, "tasks done recorded for retired worker %d (%s)" % (s, row))
     for s in seen:
         check(s not in d.worker_pids(), "retired worker %d still listed" % s)
 

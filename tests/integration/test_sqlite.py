@@ -4,7 +4,7 @@ import json
 import sqlite3
 import time
 
-from harness import check, eq, parse_time
+from harness import SHARED_WORKERS, check, eq, parse_time
 
 TASK_COLUMNS = {"id", "kind", "args", "status", "priority", "attempts", "max_attempts", "timeout_ms",
                 "worker_pid", "worker_ppid", "created_at", "started_at", "finished_at", "result", "error"}
@@ -72,6 +72,7 @@ def test_sqlite_failed_task_records_error(ctx):
 def test_sqlite_workers_table_records_workers(ctx):
     d = ctx.shared()
     pids = d.worker_pids()
+    eq(len(pids), SHARED_WORKERS, "live workers")
     names = {r[0] for r in d.sql("select name from sqlite_master where type = 'table'")}
     check("workers" in names, "no workers table (tables: %s)" % sorted(names))
     cols = [r[1] for r in d.sql("pragma table_xinfo(workers)")]

@@ -34,8 +34,9 @@ export class HistoryChart {
     const cRate = cssVar('--chart-rate'), cQueue = cssVar('--chart-queue'), grid = cssVar('--grid'), muted = cssVar('--muted');
     const pad = { l: 34, r: 34, t: 6, b: 18 };
     const pw = W - pad.l - pad.r, ph = H - pad.t - pad.b;
-    const d = this.data;
-    const span = 300;                        // seconds shown
+    const d = this.data.filter((p) => p && typeof p.t === 'number');
+    // seconds shown: the history there is, between one and five minutes
+    const span = Math.max(60, Math.min(300, Math.ceil(d.length / 60) * 60));
     const tEnd = d.length ? d[d.length - 1].t : Date.now();
     const tStart = tEnd - (span - 1) * 1000;
     const x = (t) => pad.l + ((t - tStart) / ((span - 1) * 1000)) * pw;
@@ -55,10 +56,13 @@ export class HistoryChart {
       ctx.fillText(short(maxQ * (1 - k / 2)), pad.l + pw + 6, yy);
     }
     ctx.fillStyle = muted; ctx.textBaseline = 'top';
-    ctx.textAlign = 'left'; ctx.fillText('−5m', pad.l, pad.t + ph + 5);
-    ctx.textAlign = 'center'; ctx.fillText('−2m30s', pad.l + pw / 2, pad.t + ph + 5);
+    ctx.textAlign = 'left'; ctx.fillText(`−${ago(span)}`, pad.l, pad.t + ph + 5);
+    ctx.textAlign = 'center'; ctx.fillText(`−${ago(Math.round(span / 2))}`, pad.l + pw / 2, pad.t + ph + 5);
+    if (this.onSpan) this.onSpan(span);
     ctx.textAlign = 'right'; ctx.fillText('now', pad.l + pw, pad.t + ph + 5);
     if (!d.length) return;
+    ctx.save();
+    ctx.beginPath(); ctx.rect(pad.l, 0, pw + 1, H); ctx.clip();
 
     // throughput area
     ctx.beginPath();
@@ -77,6 +81,7 @@ export class HistoryChart {
     ctx.beginPath();
     d.forEach((p, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(p.t), yQ(p.queue_depth || 0)));
     ctx.strokeStyle = cQueue; ctx.lineWidth = 1.5; ctx.setLineDash([4, 3]); ctx.stroke(); ctx.setLineDash([]);
+    ctx.restore();
 
     // hover
     if (this.mouseX !== null && this.mouseX >= pad.l && this.mouseX <= pad.l + pw) {
@@ -98,6 +103,12 @@ export class HistoryChart {
       this.tip.style.transform = `translate(${tx}px, 4px)`;
     } else this.tip.hidden = true;
   }
+}
+
+function ago(sec) {
+  if (sec < 60) return `${sec}s`;
+  const m = Math.floor(sec / 60), s = sec % 60;
+  return s ? `${m}m${s}s` : `${m}m`;
 }
 
 function niceMax(v) {

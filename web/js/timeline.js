@@ -26,6 +26,7 @@ const LANE_H = 24;
 const LANE_GAP = 6;
 const AXIS_H = 22;
 const COL_W = 2;
+const REPLACE_MS = 3000;                   // a worker born this close to another's death replaces it
 
 export class Timeline {
   constructor(canvas, tip, { onOpen }) {
@@ -89,12 +90,14 @@ export class Timeline {
     if (!l) {
       l = { pid, alive: true, busy: false, born: born ?? null, died: null, exit: '', bars: [], byId: new Map(), buckets: new Map() };
       this.lanes.set(pid, l);
-      // continue the row of the most recently dead worker, if any
+      // continue the row of a worker that died around the time this one
+      // was born (its replacement); else start a row of its own
       const t = born ?? this.now();
       let best = null;
       for (const sl of this.slots) {
         const last = sl.lanes[sl.lanes.length - 1];
-        if (!last.alive && last.died !== null && last.died <= t + 2000 && (!best || last.died > best.lanes[best.lanes.length - 1].died)) best = sl;
+        if (last.alive || last.died === null || Math.abs(last.died - t) > REPLACE_MS) continue;
+        if (!best || last.died > best.lanes[best.lanes.length - 1].died) best = sl;
       }
       if (best) best.lanes.push(l);
       else this.slots.push({ lanes: [l] });
@@ -122,6 +125,17 @@ export class Timeline {
     const l = this.lane(pid);
     if (!l.alive && l.died) return;
     l.alive = false; l.busy = false; l.died = at ?? this.now(); l.exit = label || 'exited';
+    // The replacement may have been announced before this exit: move a
+    // worker born around now that still has a row of its own onto this row.
+    const home = this.slotOf(l);
+    if (home && home.lanes[home.lanes.length - 1] === l) {
+      const other = this.slots.find((sl) => sl !== home && sl.lanes.length === 1 && sl.lanes[0].alive
+        && sl.lanes[0].born !== null && Math.abs(sl.lanes[0].born - l.died) <= REPLACE_MS);
+      if (other) {
+        home.lanes.push(other.lanes[0]);
+        this.slots.splice(this.slots.indexOf(other), 1);
+      }
+    }
     for (const b of l.bars) {
       if (b.e === null) { b.e = l.died; b.st = 'failed'; b.died = true; this.finished.set(b.id, true); l.byId.delete(b.id); }
     }

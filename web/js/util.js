@@ -86,7 +86,7 @@ export function fmtAgo(ms, now = Date.now()) {
   if (s < 60) return `${Math.floor(s)}s ago`;
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
-  return new Date(ms).toLocaleDateString();
+  return dateFmt.format(ms);
 }
 
 export function fmtKb(kb) {
@@ -104,10 +104,10 @@ export function fmtClock(ms) {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
+const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 export function fmtDateTime(ms) {
   if (ms === null || ms === undefined) return '–';
-  const d = new Date(ms);
-  return `${d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })} ${fmtClock(ms)}`;
+  return `${dateFmt.format(ms)} ${fmtClock(ms)}`;
 }
 
 export function signalName(n) {
