@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "kinds.h"
+#include "utf8.h"
 
 #define EXEC_ARGV_MAX 4096
 
@@ -88,42 +89,6 @@ int exec_validate(const cJSON *args, char *msg, size_t size)
         }
     }
     return 0;
-}
-
-char *exec_utf8_sanitize(const char *s, size_t len)
-{
-    /* Worst case every byte becomes the 3-byte U+FFFD. */
-    char *out = malloc(len * 3 + 1), *o = out;
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-
-    if (out == NULL)
-        return NULL;
-    while (p < end) {
-        unsigned c = *p;
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-        bool ok = n > 0 && (size_t)(end - p) >= n && c != 0;
-        for (size_t k = 1; ok && k < n; k++)
-            ok = (p[k] & 0xc0) == 0x80;
-        if (ok && n > 1) {
-            /* Refuse overlong forms, surrogates and values past U+10FFFF. */
-            unsigned cp = n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
-            for (size_t k = 1; k < n; k++)
-                cp = (cp << 6) | (p[k] & 0x3f);
-            ok = (n == 2 && cp >= 0x80) || (n == 3 && cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) ||
-                 (n == 4 && cp >= 0x10000 && cp <= 0x10ffff);
-        }
-        if (ok) {
-            memcpy(o, p, n);
-            o += n;
-            p += n;
-        } else {
-            memcpy(o, "\xef\xbf\xbd", 3);
-            o += 3;
-            p++;
-        }
-    }
-    *o = '\0';
-    return out;
 }
 
 /* Captured output of one stream. */
@@ -299,13 +264,13 @@ report:
     if (WIFSIGNALED(status) ? !cJSON_AddNumberToObject(r, "signal", WTERMSIG(status))
                             : !cJSON_AddNullToObject(r, "signal"))
         goto done;
-    text = exec_utf8_sanitize(so.buf, so.len);
+    text = utf8_sanitize(so.buf, so.len);
     if (text == NULL || !cJSON_AddStringToObject(r, "stdout", text)) {
         free(text);
         goto done;
     }
     free(text);
-    text = exec_utf8_sanitize(se.buf, se.len);
+    text = utf8_sanitize(se.buf, se.len);
     if (text == NULL || !cJSON_AddStringToObject(r, "stderr", text)) {
         free(text);
         goto done;

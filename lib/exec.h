@@ -23,10 +23,5 @@ int exec_validate(const struct cJSON *args, char *msg, size_t size);
  */
 int exec_run(const struct cJSON *args, const struct kind_limits *lim, struct kind_outcome *out);
 
-/*
- * Copies len bytes into a NUL-terminated string that is valid UTF-8: invalid
- * sequences and NUL bytes become U+FFFD.  Returns it (caller frees) or NULL.
- */
-char *exec_utf8_sanitize(const char *s, size_t len);
 
 #endif

@@ -135,9 +135,22 @@ static int power_run(const cJSON *args, struct kind_outcome *out, int power)
     list = r != NULL ? cJSON_AddArrayToObject(r, "results") : NULL;
     if (list == NULL)
         goto fail;
+    int i = 0;
     cJSON_ArrayForEach(n, kind_arg(args, "numbers")) {
         double v = n->valuedouble, p = power == 2 ? v * v : v * v * v;
-        cJSON *item = cJSON_CreateNumber(p);
+        cJSON *item;
+        if (!isfinite(p)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "args.numbers[%d] to the power %d overflows a double", i,
+                     power);
+            cJSON_Delete(r);
+            out->ok = false;
+            out->error_code = strdup("overflow");
+            out->error_message = strdup(msg);
+            return out->error_code && out->error_message ? 0 : -1;
+        }
+        i++;
+        item = cJSON_CreateNumber(p);
         if (item == NULL || !cJSON_AddItemToArray(list, item)) {
             cJSON_Delete(item);
             goto fail;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "kinds.h"
+#include "utf8.h"
 
 static const char *const task_status_names[TASK_STATUS_COUNT] = {
     "queued", "running", "succeeded", "failed", "cancelled", "timed_out",
@@ -94,6 +95,48 @@ static int task_int_field(const cJSON *body, const char *name, int64_t lo, int64
     return 0;
 }
 
+/*
+ * What cJSON would accept but could not give back exactly: invalid UTF-8
+ * (it would pass straight into our JSON output) and \u0000 in a string (C
+ * strings end there, so echo would return less than it got).  0 / -1.
+ */
+static int task_text_check(const char *body, size_t len, struct task_error *err)
+{
+    bool in_string = false;
+
+    if (!utf8_valid(body, len)) {
+        task_error_set(err, "invalid_json", "request body is not valid UTF-8");
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = body[i] == '"';
+        } else if (body[i] == '"') {
+            in_string = false;
+        } else if (body[i] == '\\') {
+            if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0) {
+                task_error_set(err, "invalid_json", "strings must not contain \\u0000");
+                return -1;
+            }
+            i++;   /* the escaped character cannot end the string */
+        }
+    }
+    return 0;
+}
+
+/* True if every number in v is finite: 1e999 parses as infinity and would print as null. */
+static bool task_numbers_finite(const cJSON *v)
+{
+    const cJSON *c;
+
+    if (cJSON_IsNumber(v))
+        return isfinite(v->valuedouble);
+    cJSON_ArrayForEach(c, v)
+        if (!task_numbers_finite(c))
+            return false;
+    return true;
+}
+
 struct task *task_from_request(const char *body, size_t len, bool allow_exec,
                                struct task_error *err)
 {
@@ -115,6 +158,12 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
     }
     if (root == NULL || end != body + len) {
         task_error_set(err, "invalid_json", "request body is not valid JSON");
+        goto fail;
+    }
+    if (task_text_check(body, len, err) < 0)
+        goto fail;
+    if (!task_numbers_finite(root)) {
+        task_error_set(err, "invalid_json", "a number is too large for a double (e.g. 1e999)");
         goto fail;
     }
     if (!cJSON_IsObject(root)) {

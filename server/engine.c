@@ -18,6 +18,8 @@
  * written; it holds the whole row, so skipping older ones loses nothing.
  * Snapshots borrow the task's strings, which never change once set; a task
  * is freed only when it is terminal and no op refers to it.
+ * Readers (GET, lists) see only committed rows: a live task carries a copy
+ * of its last committed row, so a task and a list of tasks never disagree.
  * Callbacks (which resume HTTP connections) run without the lock held.
  */
 #include "engine.h"
@@ -54,6 +56,7 @@ struct engine_live {
     bool                  removed;       /* out of the live table: freed with its last op */
     bool                  in_queue;      /* in the ready queue */
     bool                  inserted;      /* its row has been committed once */
+    struct task           shown;         /* the row as last committed: what readers see */
     struct engine_waiter *waiters;
 };
 
@@ -359,6 +362,9 @@ static bool engine_batch_done(struct engine_op *batch, bool ok, struct engine_ca
             live->t->status = TASK_CANCELLED;
             continue;
         }
+        /* Ops come oldest first, so this leaves the newest committed row. */
+        if (ok)
+            live->shown = op->snap;
         if (op->insert) {
             live->inserted = true;
             engine.stats.submitted++;
@@ -480,6 +486,7 @@ static int engine_load_one(struct task *t, void *arg)
     }
     live->t = t;
     live->inserted = true;
+    live->shown = *t;
     engine_enqueue(live);
     return 0;
 }
@@ -686,13 +693,14 @@ cJSON *engine_task_json(int64_t id, bool with_payload, bool *found)
     struct task *t;
     cJSON *j = NULL;
 
+    /* Readers see committed rows only, so a task and a list never disagree. */
     pthread_mutex_lock(&engine.lock);
     live = idmap_get(&engine.live, id);
-    if (live != NULL)
-        j = task_to_json(live->t, with_payload);
+    if (live != NULL && live->inserted)
+        j = task_to_json(&live->shown, with_payload);
     pthread_mutex_unlock(&engine.lock);
     if (live != NULL) {
-        *found = true;
+        *found = live->inserted;
         return j;
     }
     t = store_get_task(engine.store, id, found);
@@ -715,21 +723,13 @@ struct engine_list_ctx {
 static int engine_list_one(const struct task *t, void *arg)
 {
     struct engine_list_ctx *c = arg;
-    struct engine_live *live;
-    cJSON *j = NULL;
+    cJSON *j;
 
     if (c->n == c->limit) {
         c->more = true;
         return 0;
     }
-    /* The row may lag the live state by one commit: show the live state. */
-    pthread_mutex_lock(&engine.lock);
-    live = idmap_get(&engine.live, t->id);
-    if (live != NULL)
-        j = task_to_json(live->t, true);
-    pthread_mutex_unlock(&engine.lock);
-    if (live == NULL)
-        j = task_to_json(t, true);
+    j = task_to_json(t, true);
     if (j == NULL || !cJSON_AddItemToArray(c->array, j)) {
         cJSON_Delete(j);
         c->failed = true;

@@ -59,7 +59,10 @@ enum engine_result engine_wait(int64_t id, int64_t wait_until, engine_done_fn do
  */
 enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg);
 
-/* The task's API object (live state if it is in flight).  NULL with *found=false if absent. */
+/*
+ * The task's API object as last committed (what a list shows too).  NULL with
+ * *found=false if absent.
+ */
 struct cJSON *engine_task_json(int64_t id, bool with_payload, bool *found);
 
 /*

@@ -241,7 +241,7 @@ static int http_parse_id(const char *s, int64_t *out)
 {
     int64_t v = 0;
 
-    if (*s == '\0' || strlen(s) > 18)
+    if (*s == '\0' || *s == '0' || strlen(s) > 18)   /* one spelling per id: no "01" */
         return -1;
     for (; *s; s++) {
         if (*s < '0' || *s > '9')

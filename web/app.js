@@ -12,7 +12,7 @@ import { EventStream } from './js/events.js';
 import { Timeline } from './js/timeline.js';
 import { HistoryChart } from './js/chart.js';
 import {
-  el, chip, setChip, ts, fmtInt, fmtRate, fmtMs, fmtAge, fmtAgo, fmtKb, fmtClock, fmtDateTime,
+  el, chip, setChip, ts, fmtInt, fmtRate, fmtMs, fmtAge, fmtAgo, fmtKb, fmtDateTime,
   signalName, STATUSES, TERMINAL, STATUS_LABEL,
 } from './js/util.js';
 
@@ -72,6 +72,9 @@ function setConn(state, detail) {
 
 /* ------------------------------------------------------------------ numbers */
 
+// The timeline is made first: pool and table code read its clock offset.
+const timeline = new Timeline($('timeline-canvas'), $('timeline-tip'), { onOpen: (id) => openTaskHash(id) });
+
 const chart = new HistoryChart($('chart'), $('chart-tip'));
 chart.onSpan = (sec) => {
   const t = sec >= 120 ? `last ${Math.round(sec / 60)} min` : `last ${sec} s`;
@@ -130,6 +133,8 @@ async function pollStats() {
 
 const workers = new Map();       // pid -> worker view model
 const running = new Map();       // task id -> {kind, started} of tasks seen starting (bounded)
+// A worker finishing 5+ tasks a second counts as busy even between two tasks.
+const isBusy = (w) => !w.leaving && (w.state === 'busy' || (w.rate || 0) >= 5);
 let poolInfo = null;
 
 // Why a worker left, in words.  reason "killed" means the pool killed it
@@ -170,7 +175,7 @@ function updateCard(w) {
   // busy faster than anyone can read: show its rate instead.
   const fast = !w.leaving && (w.rate || 0) >= 5;
   const long = w.task_id && w.taskStarted && now - w.taskStarted > 400;
-  const state = w.leaving ? 'exited' : fast ? 'busy' : w.state;
+  const state = w.leaving ? 'exited' : isBusy(w) ? 'busy' : 'idle';
   li.dataset.state = state;
   const badge = li.querySelector('.w-state');
   if (badge.textContent !== state) badge.textContent = state;
@@ -272,7 +277,7 @@ async function pollWorkers() {
 
 function renderSummary() {
   const live = [...workers.values()].filter((w) => !w.leaving);
-  const busy = live.filter((w) => w.state === 'busy').length;
+  const busy = live.filter(isBusy).length;
   $('sum-workers').textContent = String(live.length);
   $('sum-busy').textContent = String(busy);
   $('workers-empty').hidden = live.length > 0;
@@ -283,7 +288,6 @@ function renderSummary() {
 
 /* ------------------------------------------------------------------ timeline */
 
-const timeline = new Timeline($('timeline-canvas'), $('timeline-tip'), { onOpen: (id) => openTaskHash(id) });
 function setWindow(ms) {
   let found = false;
   for (const o of $('tl-window').querySelectorAll('button')) {
@@ -320,6 +324,8 @@ const table = {
   rows: [],              // task objects, newest first
   byId: new Map(),       // id -> {t, tr, dirty}
   loading: false, seq: 0,
+  loadingBefore: null,   // the page being loaded
+  held: new Map(),       // events that arrived while the newest page loaded
 };
 
 function listUrl(before, limit = PAGE_SIZE) {
@@ -334,6 +340,8 @@ function listUrl(before, limit = PAGE_SIZE) {
 async function loadPage(before) {
   const seq = ++table.seq;
   table.loading = true;
+  table.loadingBefore = before;
+  table.held.clear();
   $('task-table').setAttribute('aria-busy', 'true');
   try {
     const data = await api(listUrl(before));
@@ -351,6 +359,9 @@ async function loadPage(before) {
       table.byId.set(t.id, row);
       table.rows.push(row.t);
     }
+    table.loading = false;
+    for (const t of table.held.values()) tableUpsert(t, false);
+    table.held.clear();
     renderTable(false);
   } catch (e) {
     if (seq === table.seq) toast(`Could not load tasks: ${e.message}`, 'error');
@@ -373,6 +384,10 @@ function matchesFilter(t) {
 // A task changed (event, submit response, cancel response).  fromStream:
 // events are ordered and authoritative; other sources must not go backwards.
 function tableUpsert(t, fromStream) {
+  if (table.loading) {                                  // the page is being replaced
+    if (table.loadingBefore === null) table.held.set(t.id, { ...(table.held.get(t.id) || {}), ...t });
+    return;
+  }
   const row = table.byId.get(t.id);
   if (row) {
     if (!fromStream && !isNewer(row.t, t)) return;
@@ -380,7 +395,7 @@ function tableUpsert(t, fromStream) {
     row.dirty = true;
     return;
   }
-  if (table.before !== null || table.loading) return;   // live rows on the newest page only
+  if (table.before !== null) return;                    // live rows on the newest page only
   if (!matchesFilter(t)) return;
   const rows = table.rows;
   if (rows.length >= PAGE_SIZE && t.id < rows[rows.length - 1].id) return;

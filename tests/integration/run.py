@@ -4,7 +4,9 @@ Integration tests for taskpoold: starts the real binary ($TASKPOOLD) on
 127.0.0.1 with an ephemeral port and a temporary database, and proves the
 behaviour of issue 2 over HTTP, /proc and the SQLite file.
 
-usage: TASKPOOLD=/abs/bin/taskpoold python3 tests/integration/run.py [substring ...]
+usage: TASKPOOLD=/abs/bin/taskpoold python3 tests/integration/run.py [substring|module ...]
+(with arguments, only the tests whose name contains one of them, or that live in a
+module named by one of them, e.g. test_pool, are run)
 
 Prints one line per test ("name ok (1.23s)" or "name FAIL: reason") on stdout,
 daemon log tails of failing tests on stderr, and ends with "N passed, N failed".
@@ -36,7 +38,7 @@ def collect():
         mod = importlib.import_module(mod_name)
         fns = [(inspect.getsourcelines(f)[1], n, f) for n, f in vars(mod).items()
                if n.startswith("test_") and inspect.isfunction(f) and f.__module__ == mod_name]
-        tests += [(n, f) for _, n, f in sorted(fns)]
+        tests += [(mod_name, n, f) for _, n, f in sorted(fns)]
     return tests
 
 
@@ -92,7 +94,7 @@ def main(argv):
         return 1
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     wanted = argv[1:]
-    tests = [(n, f) for n, f in collect() if not wanted or any(w in n for w in wanted)]
+    tests = [(n, f) for m, n, f in collect() if not wanted or any(w in n or w == m for w in wanted)]
     passed = failed = 0
     t_start = time.monotonic()
     try:

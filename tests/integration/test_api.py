@@ -363,25 +363,25 @@ def test_workers_shows_busy_worker_and_counts_tasks_done(ctx):
 
 
 def test_400_error_codes_are_the_decided_ones(ctx):
-    """decisions.md fixes the codes: invalid_json, invalid_field (wrong type or value of any
-    field: body, kind args, query), unknown_kind."""
+    """The README's codes: invalid_json (body), invalid_field (a top-level field), unknown_kind,
+    invalid_args (a kind's args), invalid_query (a query parameter)."""
     d = ctx.shared()
     t = d.submit({"kind": "echo"}, wait=5)
     cases = [
         ("POST", "/api/v1/tasks", b'{"kind":', "invalid_json"),
         ("POST", "/api/v1/tasks", {"kind": "echo", "priority": "x"}, "invalid_field"),
         ("POST", "/api/v1/tasks", {"kind": "nope"}, "unknown_kind"),
-        ("POST", "/api/v1/tasks", {"kind": "sleep", "args": {"seconds": -1}}, "invalid_field"),
-        ("POST", "/api/v1/tasks", {"kind": "square", "args": {"numbers": "x"}}, "invalid_field"),
-        ("POST", "/api/v1/tasks", {"kind": "cube", "args": {}}, "invalid_field"),
-        ("POST", "/api/v1/tasks", {"kind": "cpu", "args": {"n": 1}}, "invalid_field"),
-        ("POST", "/api/v1/tasks", {"kind": "fail", "args": {"message": 1}}, "invalid_field"),
-        ("POST", "/api/v1/tasks", {"kind": "exec", "args": {"argv": []}}, "invalid_field"),
-        ("POST", "/api/v1/tasks?wait=0", {"kind": "echo"}, "invalid_field"),
-        ("GET", "/api/v1/tasks/%d?wait=abc" % t["id"], None, "invalid_field"),
-        ("GET", "/api/v1/tasks?limit=0", None, "invalid_field"),
-        ("GET", "/api/v1/tasks?status=bogus", None, "invalid_field"),
-        ("GET", "/api/v1/tasks?before=abc", None, "invalid_field"),
+        ("POST", "/api/v1/tasks", {"kind": "sleep", "args": {"seconds": -1}}, "invalid_args"),
+        ("POST", "/api/v1/tasks", {"kind": "square", "args": {"numbers": "x"}}, "invalid_args"),
+        ("POST", "/api/v1/tasks", {"kind": "cube", "args": {}}, "invalid_args"),
+        ("POST", "/api/v1/tasks", {"kind": "cpu", "args": {"n": 1}}, "invalid_args"),
+        ("POST", "/api/v1/tasks", {"kind": "fail", "args": {"message": 1}}, "invalid_args"),
+        ("POST", "/api/v1/tasks", {"kind": "exec", "args": {"argv": []}}, "invalid_args"),
+        ("POST", "/api/v1/tasks?wait=0", {"kind": "echo"}, "invalid_query"),
+        ("GET", "/api/v1/tasks/%d?wait=abc" % t["id"], None, "invalid_query"),
+        ("GET", "/api/v1/tasks?limit=0", None, "invalid_query"),
+        ("GET", "/api/v1/tasks?status=bogus", None, "invalid_query"),
+        ("GET", "/api/v1/tasks?before=abc", None, "invalid_query"),
     ]
     wrong = []
     for m, p, body, code in cases:

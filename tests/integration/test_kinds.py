@@ -37,11 +37,17 @@ def test_echo_returns_args_exactly(ctx):
         eq(t["attempts"], 1, "attempts")
 
 
-def test_echo_preserves_nul_inside_string(ctx):
+def test_echo_preserves_control_chars_and_refuses_nul(ctx):
+    """Echo gives back control characters exactly.  U+0000 cannot survive cJSON's C
+    strings, so rather than return less than it got, the daemon refuses it up front."""
     d = ctx.shared()
-    args = {"s": "a\u0000b", "t": "\u0001\u001f"}
+    args = {"t": "\u0001\u001f\t\n", "u": "\u00e9\U0001F600"}
     t = _run(d, "echo", args)
-    eq(t["result"], args, "result of echo with U+0000 inside a string")
+    eq(t["result"], args, "result of echo with control characters")
+    r = d.request("POST", "/api/v1/tasks", json_body={"kind": "echo", "args": {"s": "a\u0000b"}})
+    e = check_error(r, 400)
+    eq(e["code"], "invalid_json", "code for U+0000 in a string")
+    check("\\u0000" in e["message"], "message names \\u0000: %r" % e["message"])
 
 
 def test_sleep_sleeps_and_reports_seconds(ctx):

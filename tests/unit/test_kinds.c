@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "exec.h"
+#include "utf8.h"
 #include "kinds.h"
 
 #define MIB (1024 * 1024)
@@ -689,11 +690,11 @@ static void test_exec_command_inherits_no_other_descriptor(void **state)
     kind_outcome_clear(&out);
 }
 
-/* ---- exec_utf8_sanitize ------------------------------------------------- */
+/* ---- utf8_sanitize ------------------------------------------------- */
 
 static void assert_sanitized_at(const char *in, size_t len, const char *want, const char *file, int line)
 {
-    char *got = exec_utf8_sanitize(in, len);
+    char *got = utf8_sanitize(in, len);
     if (got == NULL || strcmp(got, want) != 0) {
         print_error("sanitize gave \"%s\", expected \"%s\"\n", got ? got : "(null)", want);
         free(got);
@@ -739,7 +740,7 @@ static void test_utf8_sanitize_reads_only_len_bytes(void **state)
     char *buf = malloc(3);
     assert_non_null(buf);
     memcpy(buf, "ab\xe2", 3);
-    char *got = exec_utf8_sanitize(buf, 3);
+    char *got = utf8_sanitize(buf, 3);
     assert_non_null(got);
     assert_string_equal(got, "ab" FFFD);
     free(got);

@@ -10,7 +10,7 @@ import { authHeaders, currentToken, needToken } from './api.js';
 
 const SILENCE_MS = 45000;      // the server pings every 15 s
 const BACKOFF_MIN = 500;
-const BACKOFF_MAX = 30000;
+const BACKOFF_MAX = 15000;
 
 export class EventStream {
   // onEvent({type, data, id}) is called for every dispatched event, in order.

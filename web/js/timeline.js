@@ -16,7 +16,7 @@
 // mark, so recycling does not grow the chart without bound.  The label shows
 // the row's current PID; hovering anywhere names the PID of that moment.
 
-import { ts, fmtMs, fmtClock, el, signalName, cssVar, STATUS_LABEL } from './util.js';
+import { ts, fmtMs, fmtClock, el, cssVar, STATUS_LABEL } from './util.js';
 
 const BUCKET_MS = 50;
 const MAX_BARS = 1500;
@@ -172,7 +172,7 @@ export class Timeline {
       for (const k of this.finished.keys()) { this.finished.delete(k); if (--n === 0) break; }
     }
     const end = e ?? this.now();
-    let b = l.byId.get(t.id);
+    const b = l.byId.get(t.id);
     if (b) {
       b.e = end; b.st = t.status; l.byId.delete(t.id);
       if (end - b.s < BUCKET_MS && l.bars[l.bars.length - 1] === b) { l.bars.pop(); this.bucket(l, b); }
@@ -498,4 +498,3 @@ function tri(ctx, x, y) {
   ctx.beginPath(); ctx.moveTo(x - 4, y - 1); ctx.lineTo(x + 4, y - 1); ctx.lineTo(x, y + 5); ctx.closePath(); ctx.fill();
 }
 
-export { signalName };

@@ -79,6 +79,8 @@ export function fmtAge(sec) {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
+const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+
 export function fmtAgo(ms, now = Date.now()) {
   if (ms === null || ms === undefined) return '–';
   const s = (now - ms) / 1000;
@@ -104,7 +106,6 @@ export function fmtClock(ms) {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
-const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 export function fmtDateTime(ms) {
   if (ms === null || ms === undefined) return '–';
   return `${dateFmt.format(ms)} ${fmtClock(ms)}`;
