@@ -32,7 +32,6 @@ WEB_GZ     = $(WEB_TEXT:%=%.gz)
 
 DEPS_APT  = build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev \
             libcmocka-dev sqlite3 curl python3
-TEST_APT  = chromium nodejs npm wrk
 
 PORT ?= 8080
 DB   ?= ./taskpool.db
@@ -58,10 +57,16 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# Browser-test tools are checked by command, not package: node and npm may
+# come from another packaging of Node.js than Debian's, and must not be replaced.
 test-deps: deps
-	@missing=$$(for p in $(TEST_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing: $$missing"; \
+	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
@@ -91,7 +96,7 @@ asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 unit integration
 
 browser: $(BIN)
-	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --silent; }
+	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; }
 	TASKPOOLD=$(abspath $(BIN)) node tests/browser/dashboard.test.mjs
 
 test: test-deps
@@ -101,7 +106,7 @@ test: test-deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@dpkg -s wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	TASKPOOLD=$(abspath $(BIN)) python3 bench/bench.py
 
 clean:
