@@ -729,7 +729,8 @@ static int engine_list_one(const struct task *t, void *arg)
         c->more = true;
         return 0;
     }
-    j = task_to_json(t, true);
+    /* Summaries: a page of 500 exec tasks with their output could be a gigabyte. */
+    j = task_to_json(t, false);
     if (j == NULL || !cJSON_AddItemToArray(c->array, j)) {
         cJSON_Delete(j);
         c->failed = true;

@@ -66,7 +66,8 @@ enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg);
 struct cJSON *engine_task_json(int64_t id, bool with_payload, bool *found);
 
 /*
- * Fills a list response's "tasks" array (newest first) and returns the id to
+ * Fills a list response's "tasks" array (newest first) with task objects
+ * without args and result, and returns the id to
  * pass as before= for the next page, 0 if this is the last one, -1 on error.
  */
 int64_t engine_list(const struct store_filter *f, struct cJSON *array);

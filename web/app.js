@@ -303,7 +303,8 @@ for (const b of $('tl-window').querySelectorAll('button')) b.addEventListener('c
 try { setWindow(Number(localStorage.getItem('taskpool.window')) || 120000); } catch { /* ignore */ }
 
 async function seedTimeline() {
-  const data = await api('/api/v1/tasks?limit=500');
+  // Lists carry each task's args and result: keep this page small.
+  const data = await api('/api/v1/tasks?limit=200');
   const live = new Set([...workers.values()].filter((w) => !w.leaving).map((w) => w.pid));
   const list = (data.tasks || []).slice().reverse();
   for (const t of list) {
