@@ -18,7 +18,7 @@
 
 #include "log.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_READERS        4
 
 struct store_reader {
@@ -71,6 +71,10 @@ static const char store_schema_v1[] =
     "  tasks_done  INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE (pid, started_at)"
     ");";
+
+/* v2: filtering by kind and status together stays O(page) on a big table. */
+static const char store_schema_v2[] =
+    "CREATE INDEX IF NOT EXISTS tasks_kind_status ON tasks (kind, status, id);";
 
 static const char store_sql_put_task[] =
     "INSERT INTO tasks (id, kind, args, status, priority, attempts, max_attempts, timeout_ms,"
@@ -162,12 +166,18 @@ static int store_migrate(sqlite3 *db, const char *path)
                   STORE_SCHEMA_VERSION);
         goto fail;
     }
-    if (v == 0) {
-        if (store_exec(db, store_schema_v1) < 0 || store_exec(db, "PRAGMA user_version = 1") < 0)
+    /* Each step takes the schema one version further, so any older file catches up. */
+    if (v < 1 && store_exec(db, store_schema_v1) < 0)
+        goto fail;
+    if (v < 2 && store_exec(db, store_schema_v2) < 0)
+        goto fail;
+    if (v < STORE_SCHEMA_VERSION) {
+        char sql[48];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+        if (store_exec(db, sql) < 0)
             goto fail;
-        log_info("%s: created schema version %d", path, STORE_SCHEMA_VERSION);
+        log_info("%s: schema version %d -> %d", path, v, STORE_SCHEMA_VERSION);
     }
-    /* Future versions: if (v < 2) { ALTER ...; PRAGMA user_version = 2; } */
     return store_exec(db, "COMMIT");
 fail:
     store_exec(db, "ROLLBACK");

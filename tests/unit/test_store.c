@@ -915,6 +915,74 @@ static void test_reads_from_many_threads_during_writes(void **state)
     assert_int_equal(store_max_id(f->st), 250);
 }
 
+/* Runs sql on a fresh file of our own (to build a database as an older taskpoold left it). */
+static void make_db(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s", err ? err : "?");
+    sqlite3_close(db);
+}
+
+/* The schema exactly as version 1 wrote it, with one finished task in it. */
+static const char schema_v1_with_a_task[] =
+    "CREATE TABLE tasks (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, args TEXT NOT NULL,"
+    " status TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL"
+    " DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 1, timeout_ms INTEGER, worker_pid INTEGER,"
+    " worker_ppid INTEGER, created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,"
+    " result TEXT, error_code TEXT, error_message TEXT, user_ms INTEGER, sys_ms INTEGER,"
+    " max_rss_kb INTEGER, error TEXT GENERATED ALWAYS AS (CASE WHEN error_code IS NULL THEN NULL"
+    " ELSE json_object('code', error_code, 'message', error_message) END) VIRTUAL);"
+    "CREATE INDEX tasks_status ON tasks (status, id);"
+    "CREATE INDEX tasks_kind ON tasks (kind, id);"
+    "CREATE TABLE workers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, started_at INTEGER NOT"
+    " NULL, exited_at INTEGER, exit_code INTEGER, exit_signal INTEGER, exit_reason TEXT,"
+    " tasks_done INTEGER NOT NULL DEFAULT 0, UNIQUE (pid, started_at));"
+    "INSERT INTO tasks (id, kind, args, status, created_at) VALUES (7, 'echo', '[1]',"
+    " 'succeeded', 1700000000000);"
+    "PRAGMA user_version = 1;";
+
+static void test_open_migrates_a_version_1_file_and_keeps_its_tasks(void **state)
+{
+    struct fixture *f = *state;
+    char path[192];
+    bool found;
+
+    snprintf(path, sizeof path, "%s/v1.db", f->dir);
+    make_db(path, schema_v1_with_a_task);
+    struct store *st = store_open(path, false);
+    assert_non_null(st);
+    struct task *t = store_get_task(st, 7, &found);
+    assert_true(found);
+    assert_non_null(t);
+    assert_string_equal(t->args, "[1]");
+    assert_int_equal(t->status, TASK_SUCCEEDED);
+    task_free(t);
+    store_close(st);
+    char *version = query_text(path, "PRAGMA user_version");
+    assert_string_equal(version, "2");
+    free(version);
+    char *idx = query_text(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                 " AND name = 'tasks_kind_status'");
+    assert_string_equal(idx, "1");
+    free(idx);
+}
+
+static void test_open_refuses_a_file_from_a_newer_taskpool(void **state)
+{
+    struct fixture *f = *state;
+    char path[192];
+
+    snprintf(path, sizeof path, "%s/future.db", f->dir);
+    make_db(path, "CREATE TABLE tasks (id INTEGER PRIMARY KEY); PRAGMA user_version = 99;");
+    assert_null(store_open(path, false));
+    char *version = query_text(path, "PRAGMA user_version");
+    assert_string_equal(version, "99");   /* left as it was */
+    free(version);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -923,6 +991,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_creates_the_file_in_wal_mode),
         cmocka_unit_test(test_open_in_missing_directory_fails),
+        T(test_open_migrates_a_version_1_file_and_keeps_its_tasks),
+        T(test_open_refuses_a_file_from_a_newer_taskpool),
         T(test_reopening_keeps_the_data),
         T(test_put_get_round_trips_every_field),
         T(test_put_get_round_trips_nulls_and_zeros),
