@@ -141,8 +141,9 @@ static int stats_percentiles(cJSON *obj, const char *name, const double *v, size
         return cJSON_AddNullToObject(o, "p50") && cJSON_AddNullToObject(o, "p95") ? 0 : -1;
     memcpy(sorted, v, n * sizeof *v);
     qsort(sorted, n, sizeof *sorted, stats_cmp);
-    return cJSON_AddNumberToObject(o, "p50", sorted[(n - 1) * 50 / 100]) &&
-           cJSON_AddNumberToObject(o, "p95", sorted[(n - 1) * 95 / 100]) ? 0 : -1;
+    /* Nearest rank: the smallest value with at least p% of values at or below it. */
+    return cJSON_AddNumberToObject(o, "p50", sorted[(n * 50 + 99) / 100 - 1]) &&
+           cJSON_AddNumberToObject(o, "p95", sorted[(n * 95 + 99) / 100 - 1]) ? 0 : -1;
 }
 
 int stats_json(cJSON *obj, const struct engine_stats *es, const struct pool_stats *ps)

@@ -616,6 +616,9 @@ function showDetailError(msg) {
 }
 
 dlg.addEventListener('close', () => {
+  // 'close' is queued after close(): if the dialog was opened again meanwhile
+  // (Enter on another row), this event is stale and must not wipe the new task.
+  if (dlg.open) return;
   detail.id = null;
   detail.task = null;
   if (/^#\/tasks\//.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
