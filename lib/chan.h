@@ -93,6 +93,18 @@ struct chan_part { const void *data; size_t len; };
 int chan_send(int fd, uint32_t type, int64_t task_id,
               const struct chan_part *parts, size_t n);
 
+/*
+ * The largest RESULT payload, given the exec output cap: two streams, each
+ * JSON-escaped at up to 6 bytes a byte, or a built-in's result (a few times
+ * its 1 MiB args at most), whichever is larger.  A worker that would send
+ * more reports the error "result_too_large" instead.
+ */
+static inline size_t chan_result_max(size_t max_output)
+{
+    size_t exec = 12 * max_output + 64 * 1024, builtin = 16 * 1024 * 1024;
+    return exec > builtin ? exec : builtin;
+}
+
 /* Builds and sends a RESULT from its parts.  Returns 0 or -1 (errno set). */
 int chan_send_result(int fd, int64_t task_id, int ok, int64_t user_ms, int64_t sys_ms,
                      int64_t max_rss_kb, const char *result, const char *code,

@@ -127,9 +127,13 @@ static void exec_child(char **argv, const cJSON *env, const char *cwd, int in, i
     const cJSON *v;
     int e;
 
-    /* The worker ignores SIGPIPE; the command should get the default. */
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    /* The worker ignores or catches some signals; the command gets defaults. */
+    sigset_t none;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
         dup2(err, STDERR_FILENO) < 0)
         goto fail;

@@ -10,11 +10,15 @@
  */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -29,6 +33,8 @@ struct store_reader {
 
 struct store {
     sqlite3      *db;              /* the writer's connection */
+    int           wal_fd;          /* our own descriptor of the -wal file, for store_sync */
+    bool          sync_full;
     sqlite3_stmt *begin, *commit, *rollback, *put_task, *put_worker;
     struct store_reader readers[STORE_READERS];
     unsigned      next_reader;     /* round robin, racy on purpose: any reader will do */
@@ -201,23 +207,35 @@ static sqlite3 *store_connect(const char *path, int flags)
 struct store *store_open(const char *path, bool sync_full)
 {
     struct store *st = calloc(1, sizeof *st);
-    char pragma[64];
+    char wal[PATH_MAX + 8];
     int i;
 
     if (st == NULL) {
         log_error("out of memory");
         return NULL;
     }
+    st->wal_fd = -1;
+    st->sync_full = sync_full;
     for (i = 0; i < STORE_READERS; i++)
         pthread_mutex_init(&st->readers[i].lock, NULL);
     st->db = store_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (st->db == NULL)
         goto fail;
-    snprintf(pragma, sizeof pragma, "PRAGMA synchronous = %s", sync_full ? "FULL" : "NORMAL");
-    if (store_exec(st->db, "PRAGMA journal_mode = WAL") < 0 || store_exec(st->db, pragma) < 0 ||
+    /* NORMAL: a commit writes the WAL but does not fsync it; store_sync does,
+     * apart from the commit, so that committing never waits for the disk. */
+    if (store_exec(st->db, "PRAGMA journal_mode = WAL") < 0 ||
+        store_exec(st->db, "PRAGMA synchronous = NORMAL") < 0 ||
         store_exec(st->db, "PRAGMA temp_store = MEMORY") < 0 ||
         store_migrate(st->db, path) < 0)
         goto fail;
+    /* The -wal file exists from the first write and lives as long as any
+     * connection is open; fdatasync on any descriptor flushes the file. */
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    st->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (st->wal_fd < 0) {
+        log_error("%s: %s", wal, strerror(errno));
+        goto fail;
+    }
     if (store_prepare(st->db, "BEGIN IMMEDIATE", &st->begin) < 0 ||
         store_prepare(st->db, "COMMIT", &st->commit) < 0 ||
         store_prepare(st->db, "ROLLBACK", &st->rollback) < 0 ||
@@ -238,10 +256,23 @@ fail:
     return NULL;
 }
 
+int store_sync(struct store *st)
+{
+    if (!st->sync_full)
+        return 0;
+    if (fdatasync(st->wal_fd) < 0) {
+        log_error("fdatasync of the WAL: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 void store_close(struct store *st)
 {
     if (st == NULL)
         return;
+    if (st->wal_fd >= 0)
+        close(st->wal_fd);
     for (int i = 0; i < STORE_READERS; i++) {
         sqlite3_finalize(st->readers[i].get);
         sqlite3_close(st->readers[i].db);
@@ -260,7 +291,13 @@ void store_close(struct store *st)
 
 int store_begin(struct store *st)    { return store_step_done(st->db, st->begin, "begin"); }
 int store_commit(struct store *st)   { return store_step_done(st->db, st->commit, "commit"); }
-int store_rollback(struct store *st) { return store_step_done(st->db, st->rollback, "rollback"); }
+int store_rollback(struct store *st)
+{
+    /* A failed COMMIT may already have rolled back: nothing left to undo. */
+    if (sqlite3_get_autocommit(st->db))
+        return 0;
+    return store_step_done(st->db, st->rollback, "rollback");
+}
 
 static void store_bind_opt_int(sqlite3_stmt *s, int i, bool present, int64_t v)
 {
@@ -361,6 +398,21 @@ static struct task *store_row_task(sqlite3_stmt *s)
         return NULL;
     }
     return t;
+}
+
+int store_mark_dispatched(struct store *st, int64_t id, int attempt)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (store_prepare(st->db, "UPDATE tasks SET status = 'running', attempts = ?2"
+                              " WHERE id = ?1 AND status = 'queued' AND attempts < ?2", &s) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, attempt);
+    rc = store_step_done(st->db, s, "mark dispatched");
+    sqlite3_finalize(s);
+    return rc;
 }
 
 int store_recover(struct store *st, int64_t now_ms)

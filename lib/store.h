@@ -38,11 +38,20 @@ struct store_filter {
 };
 
 /*
- * Opens (creating or migrating) the database at path.  sync_full chooses
- * synchronous=FULL (a commit survives power loss) over NORMAL.
- * Returns the store, or NULL after logging why.
+ * Opens (creating or migrating) the database at path.  Commits use
+ * synchronous=NORMAL: once store_commit returns, the transaction survives a
+ * crash of this process, not yet a power cut.  store_sync makes every commit
+ * so far survive power loss too; with sync_full false it does nothing
+ * (--sync normal).  Returns the store, or NULL after logging why.
  */
 struct store *store_open(const char *path, bool sync_full);
+
+/*
+ * Flushes the WAL to stable storage, so every transaction committed before
+ * the call survives power loss (what synchronous=FULL does at each commit,
+ * done once for many).  Any thread: it uses a descriptor of its own.  0 / -1.
+ */
+int store_sync(struct store *st);
 
 /* Closes every connection (checkpointing the WAL).  NULL is fine. */
 void store_close(struct store *st);
@@ -65,6 +74,14 @@ int store_put_worker(struct store *st, const struct store_worker *w);
  * Returns the number of tasks requeued (>= 0), or -1 after logging.
  */
 int store_recover(struct store *st, int64_t now_ms);
+
+/*
+ * Recovery, before store_recover: task id was sent to a worker for its
+ * attempt-th run (the dispatch journal says so).  If its row does not show
+ * that yet, it is marked running with that attempt, so that store_recover
+ * counts the run.  Run inside store_begin/store_commit.  0 / -1.
+ */
+int store_mark_dispatched(struct store *st, int64_t id, int attempt);
 
 /*
  * Calls fn for every queued task, oldest first; fn takes ownership of the task.

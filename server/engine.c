@@ -33,6 +33,8 @@
 
 #include "events.h"
 #include "idmap.h"
+#include "journal.h"
+#include "kinds.h"
 #include "log.h"
 #include "pool.h"
 #include "queue.h"
@@ -54,6 +56,7 @@ struct engine_live {
     int                   pending;       /* ops not yet committed */
     int                   refs;          /* ops not yet freed */
     bool                  removed;       /* out of the live table: freed with its last op */
+    bool                  dropped;       /* its first write failed: never accepted */
     bool                  in_queue;      /* in the ready queue */
     bool                  inserted;      /* its row has been committed once */
     struct task           shown;         /* the row as last committed: what readers see */
@@ -76,6 +79,11 @@ struct engine_op {
     int64_t             wait_until;      /* insert: then wait for terminal */
 };
 
+struct engine_batch {                    /* committed, waiting for the syncer */
+    struct engine_batch *next;
+    struct engine_op    *ops;
+};
+
 struct engine_call {
     engine_done_fn fn;
     void          *arg;
@@ -85,8 +93,12 @@ struct engine_call {
 static struct {
     pthread_mutex_t       lock;
     pthread_cond_t        wake;          /* ops appended, or stop */
-    pthread_t             writer;
-    bool                  writer_started;
+    pthread_cond_t        sync_wake;     /* a batch committed, or the writer is done */
+    pthread_t             writer, syncer;
+    bool                  writer_started, syncer_started;
+    bool                  writer_done;
+    struct engine_batch  *sync_head, *sync_tail;
+    uint64_t              committed_seq; /* atomic: every op up to it is committed */
     bool                  stop;
     bool                  draining;
     struct store         *store;
@@ -101,6 +113,7 @@ static struct {
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
+    .sync_wake = PTHREAD_COND_INITIALIZER,
 };
 
 static int64_t engine_now(void)
@@ -270,6 +283,22 @@ static bool engine_enqueue(struct engine_live *live)
 
 /* --- the writer thread ------------------------------------------------- */
 
+/*
+ * Flushes the WAL.  If the disk refuses, whether earlier commits are on it is
+ * unknown, and retrying can report success falsely (the kernel may have
+ * dropped the dirty pages): acknowledging anything more would be a guess.
+ * Stop instead; at the next start, crash recovery works from what is on disk,
+ * and nothing unacknowledged was promised.
+ */
+static void engine_sync_or_die(void)
+{
+    if (store_sync(engine.store) < 0) {
+        log_error("cannot flush %s to disk: stopping before acknowledging anything more",
+                  engine.cfg->db_path);
+        abort();
+    }
+}
+
 static int engine_write_batch(struct engine_op *batch, int64_t *rows)
 {
     struct engine_op *op;
@@ -339,14 +368,62 @@ static void engine_publish(const struct engine_op *op, bool events)
     free(text);
 }
 
+/* Takes a task out of the live table; it is freed with its last op.  Locked. */
+static void engine_live_remove(struct engine_live *live, struct engine_calls *calls)
+{
+    live->removed = true;
+    engine_waiters_wake(live, calls);
+    if (live->in_queue) {
+        queue_remove(&engine.ready, live->t->id);
+        live->in_queue = false;
+        engine.stats.queue_depth--;
+    }
+    idmap_del(&engine.live, live->t->id);
+}
+
+/* Frees ops, and with its last op each task that left the live table.  Locked. */
+static void engine_ops_free(struct engine_op *ops)
+{
+    while (ops != NULL) {
+        struct engine_op *next = ops->next;
+        if (ops->type == ENGINE_OP_TASK && --ops->live->refs == 0 && ops->live->removed)
+            engine_live_free(ops->live);
+        free(ops);
+        ops = next;
+    }
+}
+
 /*
- * Acts on a written batch.  Locked.  ok=false: the batch is lost, so new
- * tasks are dropped (their submitters hear an error and nobody got a 201).
+ * The batch is committed: it survives a crash of this process, and readers
+ * now see its rows.  Locked.
  */
-static bool engine_batch_done(struct engine_op *batch, bool ok, struct engine_calls *calls)
+static void engine_batch_committed(struct engine_op *batch)
+{
+    uint64_t seq = 0;
+
+    for (struct engine_op *op = batch; op != NULL; op = op->next) {
+        seq = op->seq > seq ? op->seq : seq;
+        if (op->type != ENGINE_OP_TASK || op->live->dropped)
+            continue;
+        /* Ops come oldest first, so this leaves the newest committed row. */
+        op->live->shown = op->snap;
+        op->live->inserted = true;
+    }
+    /* Ops are taken in sequence order, so no older op is still unwritten. */
+    if (seq > engine.committed_seq)
+        __atomic_store_n(&engine.committed_seq, seq, __ATOMIC_RELEASE);
+}
+
+/*
+ * The batch is on stable storage: now it may be acknowledged.  New tasks
+ * enter the ready queue, submitters and cancellers are answered, waiters of
+ * tasks that ended are woken, and ended tasks leave the live table.
+ * Returns true if tasks became ready.  Locked.
+ */
+static bool engine_batch_synced(struct engine_op *batch, struct engine_calls *calls)
 {
     struct engine_op *op;
-    bool wake_pool = false;
+    bool ready = false;
     int64_t now = engine_now();
 
     for (op = batch; op != NULL; op = op->next) {
@@ -354,60 +431,76 @@ static bool engine_batch_done(struct engine_op *batch, bool ok, struct engine_ca
         if (op->type != ENGINE_OP_TASK)
             continue;
         live->pending--;
-        if (!ok && op->insert) {
-            /* Never acknowledged, so never accepted: forget it entirely. */
-            engine.stats.counts[live->t->status]--;
-            engine_calls_add(calls, op->done, op->arg, false);
-            op->done = NULL;
-            live->t->status = TASK_CANCELLED;
-            continue;
-        }
-        /* Ops come oldest first, so this leaves the newest committed row. */
-        if (ok)
-            live->shown = op->snap;
         if (op->insert) {
-            live->inserted = true;
             engine.stats.submitted++;
-            wake_pool |= engine_enqueue(live);
+            ready |= engine_enqueue(live);
         }
-        if (op->done != NULL) {
-            if (op->wait_until > now && !task_status_terminal(live->t->status) &&
-                engine_waiter_add(live, op->wait_until, op->done, op->arg) == 0)
-                ; /* answered when terminal or at wait_until */
-            else
-                engine_calls_add(calls, op->done, op->arg, true);
-        }
+        if (op->done == NULL)
+            continue;
+        if (op->wait_until > now && !task_status_terminal(live->t->status) && !live->dropped &&
+            engine_waiter_add(live, op->wait_until, op->done, op->arg) == 0)
+            continue;   /* answered when the task ends or at wait_until */
+        engine_calls_add(calls, op->done, op->arg, true);
     }
     for (op = batch; op != NULL; op = op->next) {
         struct engine_live *live = op->live;
-        if (op->type != ENGINE_OP_TASK || live->pending > 0 || live->removed ||
-            !task_status_terminal(live->t->status))
-            continue;
-        live->removed = true;
-        engine_waiters_wake(live, calls);
-        if (live->in_queue)
-            queue_remove(&engine.ready, live->t->id);
-        idmap_del(&engine.live, live->t->id);
+        if (op->type == ENGINE_OP_TASK && live->pending == 0 && !live->removed &&
+            task_status_terminal(live->t->status))
+            engine_live_remove(live, calls);
     }
-    return wake_pool;
+    return ready;
 }
 
-/* Frees a written batch, and with its last op each task that left the live table.  Locked. */
-static void engine_ops_free(struct engine_op *batch)
+/*
+ * The batch could not be written.  A new task in it was never acknowledged,
+ * so it is forgotten and its submitter hears 503; everything else (starts,
+ * results, cancels) goes back to the head of the queue to be written again:
+ * dropping it would leave the record behind the truth.  Locked.
+ */
+static void engine_batch_failed(struct engine_op *batch, struct engine_calls *calls)
 {
-    while (batch != NULL) {
-        struct engine_op *next = batch->next;
-        if (batch->type == ENGINE_OP_TASK && --batch->live->refs == 0 && batch->live->removed)
-            engine_live_free(batch->live);
-        free(batch);
-        batch = next;
+    struct engine_op *keep = NULL, *keep_last = NULL, *drop = NULL, *op, *next;
+
+    for (op = batch; op != NULL; op = next) {
+        struct engine_live *live = op->live;
+        next = op->next;
+        op->next = NULL;
+        if (op->type == ENGINE_OP_TASK && (op->insert || live->dropped)) {
+            if (op->insert) {
+                live->dropped = true;
+                engine.stats.counts[live->t->status]--;
+            }
+            engine_calls_add(calls, op->done, op->arg, false);
+            if (--live->pending == 0 && !live->removed)
+                engine_live_remove(live, calls);
+            op->next = drop;
+            drop = op;
+            continue;
+        }
+        if (keep_last != NULL)
+            keep_last->next = op;
+        else
+            keep = op;
+        keep_last = op;
     }
+    if (keep != NULL) {
+        keep_last->next = engine.ops_head;
+        if (engine.ops_head == NULL)
+            engine.ops_tail = keep_last;
+        engine.ops_head = keep;
+    }
+    engine_ops_free(drop);
 }
 
+/*
+ * The writer: takes every pending op, writes them in one transaction, hands
+ * the batch to the syncer.  Also answers waiters whose time is up.
+ */
 static void *engine_writer_main(void *unused)
 {
     struct engine_calls calls = { 0 };
     struct engine_op *batch, *op;
+    int failures = 0;
     int64_t rows;
 
     (void)unused;
@@ -434,37 +527,116 @@ static void *engine_writer_main(void *unused)
         batch = engine.ops_head;
         engine.ops_head = engine.ops_tail = NULL;
         for (op = batch; op != NULL; op = op->next)
-            op->skip = op->type == ENGINE_OP_TASK && op->seq != op->live->op_seq;
+            op->skip = op->type == ENGINE_OP_TASK &&
+                       (op->seq != op->live->op_seq || op->live->dropped);
         pthread_mutex_unlock(&engine.lock);
 
-        bool ok = false;
-        for (int attempt = 0; attempt < 5 && !ok; attempt++) {
-            if (attempt > 0) {
-                struct timespec ts = { 0, 20000000L << attempt };
-                nanosleep(&ts, NULL);
-            }
-            ok = engine_write_batch(batch, &rows) == 0;
-        }
-        if (!ok)
-            log_error("cannot write to %s: new tasks in this batch are refused",
-                      engine.cfg->db_path);
+        bool ok = engine_write_batch(batch, &rows) == 0;
 
         pthread_mutex_lock(&engine.lock);
-        if (ok) {
-            engine.stats.write_batches++;
-            engine.stats.write_rows += rows;
+        if (!ok) {
+            failures++;
+            engine_batch_failed(batch, &calls);
+            if (engine.stop && failures > 3) {
+                /* Stopping with a store that will not take writes: give up on
+                 * what is left rather than hang; nothing of it was acknowledged. */
+                log_error("giving up on %s at shutdown: the last changes are not recorded",
+                          engine.cfg->db_path);
+                for (op = engine.ops_head; op != NULL; op = op->next)
+                    engine_calls_add(&calls, op->done, op->arg, false);
+                engine_ops_free(engine.ops_head);
+                engine.ops_head = engine.ops_tail = NULL;
+            }
+            pthread_mutex_unlock(&engine.lock);
+            engine_calls_run(&calls);
+            int64_t delay = failures < 6 ? 50LL << failures : 5000;
+            log_error("cannot write to %s (failure %d): retrying in %lld ms", engine.cfg->db_path,
+                      failures, (long long)delay);
+            struct timespec ts = { (time_t)(delay / 1000), (long)(delay % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&engine.lock);
+            continue;
         }
-        bool wake_pool = engine_batch_done(batch, ok, &calls);
+        if (failures > 0)
+            log_info("writing to %s again", engine.cfg->db_path);
+        failures = 0;
+        engine.stats.write_batches++;
+        engine.stats.write_rows += rows;
+        bool wake_pool = false;
+        engine_batch_committed(batch);
+        struct engine_batch *b = calloc(1, sizeof *b);
+        if (b == NULL) {
+            /* Cannot queue it for the syncer: sync and acknowledge it here. */
+            pthread_mutex_unlock(&engine.lock);
+            engine_sync_or_die();
+            pthread_mutex_lock(&engine.lock);
+            wake_pool |= engine_batch_synced(batch, &calls);
+            engine_ops_free(batch);
+        } else {
+            b->ops = batch;
+            if (engine.sync_tail)
+                engine.sync_tail->next = b;
+            else
+                engine.sync_head = b;
+            engine.sync_tail = b;
+            pthread_cond_signal(&engine.sync_wake);
+        }
         pthread_mutex_unlock(&engine.lock);
         engine_calls_run(&calls);
         if (wake_pool)
             pool_wake();
-        /* Unlocked: the ops still hold their tasks, and snapshots are copies. */
-        bool events = ok && events_wanted();
-        for (op = batch; ok && op != NULL; op = op->next)
-            engine_publish(op, events);
         pthread_mutex_lock(&engine.lock);
-        engine_ops_free(batch);
+    }
+    engine.writer_done = true;
+    pthread_cond_signal(&engine.sync_wake);
+    pthread_mutex_unlock(&engine.lock);
+    free(calls.v);
+    return NULL;
+}
+
+/*
+ * The syncer: makes committed batches survive power loss (one fdatasync for
+ * all batches committed meanwhile), then acknowledges them.  Apart from the
+ * writer, so that committing the next batch (and so starting tasks) never
+ * waits for the disk.
+ */
+static void *engine_syncer_main(void *unused)
+{
+    struct engine_calls calls = { 0 };
+    struct engine_batch *batches, *b, *next;
+
+    (void)unused;
+    pthread_mutex_lock(&engine.lock);
+    for (;;) {
+        while (engine.sync_head == NULL && !engine.writer_done)
+            pthread_cond_wait(&engine.sync_wake, &engine.lock);
+        if (engine.sync_head == NULL)
+            break;
+        batches = engine.sync_head;
+        engine.sync_head = engine.sync_tail = NULL;
+        pthread_mutex_unlock(&engine.lock);
+
+        engine_sync_or_die();
+
+        pthread_mutex_lock(&engine.lock);
+        bool ready = false;
+        for (b = batches; b != NULL; b = b->next)
+            ready |= engine_batch_synced(b->ops, &calls);
+        pthread_mutex_unlock(&engine.lock);
+        engine_calls_run(&calls);
+        if (ready)
+            pool_wake();
+        /* Unlocked: the ops still hold their tasks, and snapshots are copies. */
+        bool events = events_wanted();
+        for (b = batches; b != NULL; b = b->next)
+            for (struct engine_op *op = b->ops; op != NULL; op = op->next)
+                engine_publish(op, events);
+        pthread_mutex_lock(&engine.lock);
+        for (b = batches; b != NULL; b = next) {
+            next = b->next;
+            engine_ops_free(b->ops);
+            free(b);
+        }
     }
     pthread_mutex_unlock(&engine.lock);
     free(calls.v);
@@ -473,9 +645,16 @@ static void *engine_writer_main(void *unused)
 
 /* --- start and stop ---------------------------------------------------- */
 
+static int engine_replay_one(int64_t id, int32_t attempt, void *arg)
+{
+    (void)arg;
+    return store_mark_dispatched(engine.store, id, attempt);
+}
+
 static int engine_load_one(struct task *t, void *arg)
 {
     struct engine_live *live = calloc(1, sizeof *live);
+    const struct kind *k;
 
     (void)arg;
     if (live == NULL || idmap_put(&engine.live, t->id, live) < 0) {
@@ -487,6 +666,21 @@ static int engine_load_one(struct task *t, void *arg)
     live->t = t;
     live->inserted = true;
     live->shown = *t;
+    k = kind_find(t->kind);
+    if (k == NULL || (k->needs_exec && !engine.cfg->allow_exec)) {
+        /* Submitted under other settings: running it now would bypass them. */
+        if (task_set_error(t, k == NULL ? "unknown_kind" : "exec_disabled",
+                           k == NULL ? "this taskpoold does not know the task's kind"
+                                     : "exec is disabled: restart taskpoold with --allow-exec "
+                                       "to run it") == 0) {
+            engine_set_status(t, TASK_FAILED);
+            t->finished_at = engine_now();
+            engine_op_task(live, NULL, NULL, 0, false);
+            log_warn("task %lld (%s) failed at load: %s", (long long)t->id, t->kind,
+                     t->error_message);
+        }
+        return 0;
+    }
     engine_enqueue(live);
     return 0;
 }
@@ -502,9 +696,27 @@ int engine_start(const struct config *cfg)
     engine.store = store_open(cfg->db_path, cfg->sync_full);
     if (engine.store == NULL)
         return -1;
+    /* Tasks sent to a worker whose start the crash kept from the database:
+     * the journal says so, and they count as runs (see journal.h). */
+    if (store_begin(engine.store) < 0)
+        goto fail;
+    if (journal_replay(cfg->db_path, engine_replay_one, NULL) < 0 ||
+        store_commit(engine.store) < 0) {
+        store_rollback(engine.store);
+        goto fail;
+    }
     requeued = store_recover(engine.store, engine_now());
-    if (requeued < 0 || store_load_queued(engine.store, engine_load_one, NULL) < 0 ||
-        store_count_by_status(engine.store, engine.stats.counts) < 0)
+    if (requeued >= 0 && store_sync(engine.store) == 0) {
+        /* What the journal said is in the database now: start it afresh. */
+        struct journal *j = journal_open(cfg->db_path);
+        int rc = j != NULL ? journal_reset(j) : -1;
+        journal_close(j);
+        if (rc < 0)
+            goto fail;
+    }
+    /* Counts first: loading may fail tasks, and that is counted as a change. */
+    if (requeued < 0 || store_count_by_status(engine.store, engine.stats.counts) < 0 ||
+        store_load_queued(engine.store, engine_load_one, NULL) < 0)
         goto fail;
     engine.next_id = store_max_id(engine.store);
     if (engine.next_id < 0)
@@ -512,6 +724,11 @@ int engine_start(const struct config *cfg)
     if (engine.stats.queue_depth > 0)
         log_info("%lld queued task(s) from the last run will run now",
                  (long long)engine.stats.queue_depth);
+    if (pthread_create(&engine.syncer, NULL, engine_syncer_main, NULL) != 0) {
+        log_error("cannot start the syncer thread");
+        goto fail;
+    }
+    engine.syncer_started = true;
     if (pthread_create(&engine.writer, NULL, engine_writer_main, NULL) != 0) {
         log_error("cannot start the writer thread");
         goto fail;
@@ -535,13 +752,20 @@ void engine_stop(void)
 {
     struct engine_calls calls = { 0 };
 
+    pthread_mutex_lock(&engine.lock);
+    engine.stop = true;
+    if (!engine.writer_started)
+        engine.writer_done = true;   /* nothing will commit: let the syncer end */
+    pthread_cond_signal(&engine.wake);
+    pthread_cond_signal(&engine.sync_wake);
+    pthread_mutex_unlock(&engine.lock);
     if (engine.writer_started) {
-        pthread_mutex_lock(&engine.lock);
-        engine.stop = true;
-        pthread_cond_signal(&engine.wake);
-        pthread_mutex_unlock(&engine.lock);
         pthread_join(engine.writer, NULL);   /* it writes every op left first */
         engine.writer_started = false;
+    }
+    if (engine.syncer_started) {
+        pthread_join(engine.syncer, NULL);   /* and this acknowledges them */
+        engine.syncer_started = false;
     }
     /* Whoever still waits hears the task as it is now. */
     pthread_mutex_lock(&engine.lock);
@@ -694,13 +918,20 @@ cJSON *engine_task_json(int64_t id, bool with_payload, bool *found)
     cJSON *j = NULL;
 
     /* Readers see committed rows only, so a task and a list never disagree. */
+    bool is_live, inserted = false;
+
     pthread_mutex_lock(&engine.lock);
     live = idmap_get(&engine.live, id);
-    if (live != NULL && live->inserted)
-        j = task_to_json(&live->shown, with_payload);
+    is_live = live != NULL;
+    if (is_live) {
+        inserted = live->inserted;
+        if (inserted)
+            j = task_to_json(&live->shown, with_payload);
+    }
     pthread_mutex_unlock(&engine.lock);
-    if (live != NULL) {
-        *found = live->inserted;
+    /* live may be freed from here on: only the copies above are used. */
+    if (is_live) {
+        *found = inserted;
         return j;
     }
     t = store_get_task(engine.store, id, found);
@@ -761,7 +992,7 @@ int engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out)
     int got = 0;
 
     pthread_mutex_lock(&engine.lock);
-    while (!engine.draining && queue_pop(&engine.ready, &item) == 0) {
+    if (!engine.draining && queue_pop(&engine.ready, &item) == 0) {
         live = item.data;
         live->in_queue = false;
         engine.stats.queue_depth--;
@@ -772,13 +1003,14 @@ int engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out)
         if (out->payload == NULL) {
             log_error("out of memory: task %lld back to the queue", (long long)t->id);
             engine_enqueue(live);
-            break;
+            goto out;
         }
         memcpy(out->payload, t->kind, klen + 1);
         memcpy(out->payload + klen + 1, t->args, alen);
         out->payload_len = klen + 1 + alen;
         out->id = t->id;
         out->timeout_ms = t->timeout_ms;
+        out->attempt = t->attempts + 1;
         engine_set_status(t, TASK_RUNNING);
         t->attempts++;
         t->worker_pid = pid;
@@ -786,11 +1018,17 @@ int engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out)
         t->started_at = engine_now();
         t->finished_at = 0;
         engine_op_task(live, NULL, NULL, 0, false);
+        out->seq = live->op_seq;
         got = 1;
-        break;
     }
+out:
     pthread_mutex_unlock(&engine.lock);
     return got;
+}
+
+uint64_t engine_committed_seq(void)
+{
+    return __atomic_load_n(&engine.committed_seq, __ATOMIC_ACQUIRE);
 }
 
 /* The live task id if it is running on pid, else NULL.  Locked. */
@@ -872,6 +1110,27 @@ void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool re
     }
     engine_op_task(live, NULL, NULL, 0, false);
 out:
+    pthread_mutex_unlock(&engine.lock);
+    if (requeued)
+        pool_wake();
+}
+
+void engine_task_unstart(int64_t id, pid_t pid)
+{
+    struct engine_live *live;
+    bool requeued = false;
+
+    pthread_mutex_lock(&engine.lock);
+    live = engine_running_on(id, pid);
+    if (live != NULL) {
+        struct task *t = live->t;
+        engine_set_status(t, TASK_QUEUED);
+        t->attempts--;
+        t->worker_pid = t->worker_ppid = 0;
+        t->started_at = 0;
+        requeued = engine_enqueue(live);
+        engine_op_task(live, NULL, NULL, 0, false);
+    }
     pthread_mutex_unlock(&engine.lock);
     if (requeued)
         pool_wake();

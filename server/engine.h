@@ -76,13 +76,24 @@ int64_t engine_list(const struct store_filter *f, struct cJSON *array);
 
 struct engine_dispatch {
     int64_t id;
+    int     attempt;               /* which run this is (1 = first) */
+    uint64_t seq;                  /* of the op that commits the start: for the journal */
     int64_t timeout_ms;            /* 0 = none */
     char   *payload;               /* "kind\0args": the TASK frame, malloc'd */
     size_t  payload_len;
 };
 
-/* Takes the next ready task for worker pid and marks it running.  1 = got one, 0 = none. */
+/*
+ * Takes the next ready task for worker pid and marks it running.  1 = got one,
+ * 0 = none.  The pool journals the start (journal.h) before sending it.
+ */
 int  engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out);
+
+/* Every op up to this sequence number is committed. */
+uint64_t engine_committed_seq(void);
+
+/* The task never reached its worker: back to the queue, the attempt not counted. */
+void engine_task_unstart(int64_t id, pid_t pid);
 
 /* The worker finished the task.  Ignored if the task was cancelled meanwhile. */
 void engine_task_finished(int64_t id, pid_t pid, bool ok, const char *result, size_t result_len,

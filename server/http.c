@@ -50,6 +50,7 @@ struct http_req {
     size_t                 len, cap;
     enum http_async        async;      /* what a suspended request waits for */
     bool                   suspended;
+    bool                   too_large;  /* body over the limit: the rest is discarded */
     bool                   ok;         /* set by the engine's callback */
     unsigned               answer;     /* an immediate answer decided while suspended */
     int64_t                task_id;
@@ -519,12 +520,14 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c, const ch
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->len + n > HTTP_BODY_MAX) {
+        if (r->too_large || r->len + n > HTTP_BODY_MAX) {
+            /* Answering mid-upload makes MHD drop the connection without a
+             * reply: discard the rest and answer 413 once it is read. */
             free(r->body);
             r->body = NULL;
             r->len = r->cap = 0;
-            return http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                              "request body is over 1 MiB");
+            r->too_large = true;
+            return MHD_YES;
         }
         if (r->len + n > r->cap) {
             size_t ncap = r->cap ? r->cap : 1024;
@@ -542,6 +545,9 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c, const ch
     }
     if (r->suspended)
         return http_resumed(r);
+    if (r->too_large)
+        return http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                          "request body is over 1 MiB");
     return http_route(r, url, method);
 }
 

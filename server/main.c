@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -101,10 +104,24 @@ static int parse_listen(const char *s, struct config *cfg)
     return 0;
 }
 
-static bool is_loopback(const char *host)
+/* 1 if every address host resolves to is a loopback one, 0 if not, -1 if it does not resolve. */
+static int is_loopback(const char *host)
 {
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcmp(host, "localhost") == 0;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *p;
+    int lo = 1;
+
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return -1;
+    for (p = ai; p != NULL; p = p->ai_next) {
+        if (p->ai_family == AF_INET)
+            lo &= (ntohl(((struct sockaddr_in *)p->ai_addr)->sin_addr.s_addr) >> 24) == IN_LOOPBACKNET;
+        else if (p->ai_family == AF_INET6)
+            lo &= IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)p->ai_addr)->sin6_addr);
+        else
+            lo = 0;
+    }
+    freeaddrinfo(ai);
+    return lo;
 }
 
 static char *default_web_root(const char *exe)
@@ -229,11 +246,18 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     if (cfg->token == NULL) {
         const char *env = getenv("TASKPOOL_TOKEN");
         if (env != NULL && *env != '\0')
-            cfg->token = env;
+            cfg->token = strdup(env);
     }
-    if (!is_loopback(cfg->listen_host) && cfg->token == NULL && !cfg->insecure)
-        return usage_error("refusing to listen on '%s' without --token (or --insecure)",
-                           cfg->listen_host);
+    /* Commands run by exec inherit our environment: the token must not be in it. */
+    unsetenv("TASKPOOL_TOKEN");
+    if (cfg->token == NULL && !cfg->insecure) {
+        int lo = is_loopback(cfg->listen_host);
+        if (lo < 0)
+            return usage_error("--listen: cannot resolve '%s'", cfg->listen_host);
+        if (lo == 0)
+            return usage_error("refusing to listen on '%s' without --token (or --insecure)",
+                               cfg->listen_host);
+    }
     return -1;
 }
 
@@ -278,9 +302,13 @@ int main(int argc, char **argv)
     if (cfg.web_root == NULL)
         cfg.web_root = web_default = default_web_root(exe);
 
-    /* Before any thread exists, so every thread inherits the mask. */
+    /* Before any thread exists, so every thread inherits the mask.  SIGCHLD is
+     * blocked for the pool's signalfd but not waited for here: two takers
+     * would race for it. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
@@ -321,6 +349,7 @@ out_engine:
     events_shutdown();
     http_stop();
     engine_close();
+    pool_close();
     if (rc == 0)
         log_info("stopped");
 out_events:

@@ -38,6 +38,7 @@
 
 #include "chan.h"
 #include "engine.h"
+#include "journal.h"
 #include "log.h"
 #include "task.h"
 
@@ -48,7 +49,6 @@ extern char **environ;
 #define POOL_SICK_MS   1000          /* a worker dying younger than this is "sick" */
 #define POOL_BACKOFF_MAX_MS 10000
 #define POOL_STOP_WAIT_MS   3000     /* after closing channels, before SIGKILL */
-#define POOL_CANCELS_MAX    1024
 
 enum pool_state { SLOT_FREE = 0, SLOT_STARTING, SLOT_IDLE, SLOT_BUSY, SLOT_EXITING };
 
@@ -79,9 +79,10 @@ static struct {
     int64_t              grace_until;
     int64_t              next_spawn_at;
     int                  sick_streak;
-    struct pool_cancel   cancels[POOL_CANCELS_MAX];
-    int                  ncancels;
+    struct pool_cancel  *cancels;        /* requests from other threads, under lock */
+    size_t               ncancels, cancels_cap;
     struct pool_stats    stats;
+    struct journal      *journal;        /* dispatcher only */
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1, .sigfd = -1 };
 
 static int64_t pool_now(void) { return task_now_ms(); }
@@ -89,17 +90,29 @@ static int64_t pool_now(void) { return task_now_ms(); }
 void pool_wake(void)
 {
     uint64_t one = 1;
-    if (pool.evfd >= 0)
-        (void)!write(pool.evfd, &one, sizeof one);
+    int fd = __atomic_load_n(&pool.evfd, __ATOMIC_ACQUIRE);
+
+    if (fd >= 0)
+        (void)!write(fd, &one, sizeof one);
 }
 
 void pool_cancel(pid_t pid, int64_t id)
 {
     pthread_mutex_lock(&pool.lock);
-    if (pool.ncancels < POOL_CANCELS_MAX)
-        pool.cancels[pool.ncancels++] = (struct pool_cancel){ pid, id };
-    else
-        log_error("too many cancels at once: task %lld will run to its end", (long long)id);
+    if (pool.ncancels == pool.cancels_cap) {
+        size_t ncap = pool.cancels_cap ? pool.cancels_cap * 2 : 64;
+        struct pool_cancel *n = realloc(pool.cancels, ncap * sizeof *n);
+        if (n == NULL) {
+            pthread_mutex_unlock(&pool.lock);
+            /* The engine already says cancelled; the worker must not go on. */
+            log_error("out of memory queueing a cancel: killing worker %ld directly", (long)pid);
+            kill(-pid, SIGKILL);
+            return;
+        }
+        pool.cancels = n;
+        pool.cancels_cap = ncap;
+    }
+    pool.cancels[pool.ncancels++] = (struct pool_cancel){ pid, id };
     pthread_mutex_unlock(&pool.lock);
     pool_wake();
 }
@@ -133,15 +146,21 @@ static void pool_close_channel(struct pool_worker *w)
     w->fd = -1;
 }
 
-/* Ends a worker at once, with everything it started.  reason says why, for the log and the record. */
+/*
+ * Ends a worker at once, with its process group.  reason says why, for the
+ * log and the record.  Its task stays on the slot: whoever settles the task
+ * now clears it, otherwise the reap settles it as a death.
+ */
 static void pool_kill(struct pool_worker *w, const char *reason)
 {
     if (w->pid > 0)
         kill(-w->pid, SIGKILL);
     w->exit_reason = reason;
     pool_close_channel(w);
-    pool_set_state(w, SLOT_EXITING, 0);
+    pool_set_state(w, SLOT_EXITING, w->task_id);
 }
+
+
 
 static int pool_spawn(int64_t now)
 {
@@ -151,7 +170,7 @@ static int pool_spawn(int64_t now)
     sigset_t none, all;
     char parent[32], maxout[32];
     char *argv[] = { (char *)pool.cfg->exe_path, "--worker", "--parent", parent,
-                     "--max-output", maxout, NULL };
+                     "--max-output", maxout, pool.cfg->allow_exec ? "--allow-exec" : NULL, NULL };
     int sv[2] = { -1, -1 }, err;
     pid_t pid;
 
@@ -187,7 +206,9 @@ static int pool_spawn(int64_t now)
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigmask(&attr, &none);     /* we block SIGCHLD & co.; it must not */
     posix_spawnattr_setsigdefault(&attr, &all);
-    err = posix_spawn(&pid, pool.cfg->exe_path, &fa, &attr, argv, environ);
+    /* /proc/self/exe, not the path: if the file was replaced (an upgrade, a
+     * rebuild), new workers must still run the image we are. */
+    err = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(sv[1]);
@@ -209,8 +230,7 @@ static int pool_spawn(int64_t now)
     w->started_at = now;
     pool.stats.spawned++;
     pthread_mutex_unlock(&pool.lock);
-    /* Results carry exec output, JSON-escaped (up to 6 bytes a byte) for two streams. */
-    chan_reader_init(&w->rd, 12 * pool.cfg->max_output + 1024 * 1024);
+    chan_reader_init(&w->rd, chan_result_max(pool.cfg->max_output));
     pool_record(w, 0, -1, 0, NULL);
     log_info("worker %ld started", (long)pid);
     return 0;
@@ -233,6 +253,8 @@ static int pool_on_message(struct pool_worker *w, const struct chan_msg *m)
         if (w->state != SLOT_STARTING || m->len != sizeof hello)
             return -1;
         memcpy(&hello, m->payload, sizeof hello);
+        if (hello.pid != w->pid)
+            return -1;
         w->ppid = hello.ppid;
         pool_set_state(w, SLOT_IDLE, 0);
         return 0;
@@ -285,8 +307,7 @@ static void pool_on_readable(struct pool_worker *w)
     }
     if (got < 0) {
         log_error("worker %ld broke the channel protocol: killed", (long)w->pid);
-        pool_kill(w, "killed");
-        /* Its task, if any, is settled at the reap like any other death. */
+        pool_kill(w, "killed");   /* its task is settled at the reap, as a death */
     }
 }
 
@@ -363,24 +384,27 @@ static void pool_reap(int64_t now)
 
 static void pool_do_cancels(void)
 {
-    struct pool_cancel todo[POOL_CANCELS_MAX];
-    int n;
+    struct pool_cancel *todo;
+    size_t n;
 
     pthread_mutex_lock(&pool.lock);
+    todo = pool.cancels;
     n = pool.ncancels;
-    memcpy(todo, pool.cancels, sizeof todo[0] * (size_t)n);
-    pool.ncancels = 0;
+    pool.cancels = NULL;
+    pool.ncancels = pool.cancels_cap = 0;
     pthread_mutex_unlock(&pool.lock);
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         for (int k = 0; k < pool.nslots; k++) {
             struct pool_worker *w = &pool.slots[k];
-            if (w->state == SLOT_BUSY && w->pid == todo[i].pid && w->task_id == todo[i].id) {
-                log_info("task %lld cancelled: killing worker %ld", (long long)w->task_id,
-                         (long)w->pid);
-                pool_kill(w, "killed");
-            }
+            if (w->state != SLOT_BUSY || w->pid != todo[i].pid || w->task_id != todo[i].id)
+                continue;
+            log_info("task %lld cancelled: killing worker %ld", (long long)w->task_id,
+                     (long)w->pid);
+            pool_kill(w, "killed");
+            pool_set_state(w, SLOT_EXITING, 0);   /* the engine has settled it */
         }
     }
+    free(todo);
 }
 
 static void pool_do_timeouts(int64_t now)
@@ -397,6 +421,7 @@ static void pool_do_timeouts(int64_t now)
                  (long)w->pid);
         pool_kill(w, "killed");
         engine_task_aborted(id, w->pid, TASK_TIMED_OUT, false, "timed_out", msg);
+        pool_set_state(w, SLOT_EXITING, 0);
     }
 }
 
@@ -408,6 +433,10 @@ static int pool_active(void)
     return n;
 }
 
+/*
+ * Gives each idle worker the next ready task.  The start is journaled first,
+ * so that a crash between sending and committing still counts the run.
+ */
 static void pool_dispatch(int64_t now)
 {
     struct engine_dispatch d;
@@ -418,20 +447,20 @@ static void pool_dispatch(int64_t now)
             continue;
         if (!engine_next_task(w->pid, w->ppid, &d))
             return;
-        pthread_mutex_lock(&pool.lock);
-        w->state = SLOT_BUSY;
-        w->task_id = d.id;
         w->deadline = d.timeout_ms > 0 ? now + d.timeout_ms : 0;
-        pthread_mutex_unlock(&pool.lock);
+        pool_set_state(w, SLOT_BUSY, d.id);
         struct chan_part part = { d.payload, d.payload_len };
-        if (chan_send(w->fd, CHAN_MSG_TASK, d.id, &part, 1) < 0) {
-            log_warn("worker %ld: cannot send task %lld: %s", (long)w->pid, (long long)d.id,
+        if (journal_append(pool.journal, d.id, d.attempt, d.seq) < 0 ||
+            chan_send(w->fd, CHAN_MSG_TASK, d.id, &part, 1) < 0) {
+            log_warn("worker %ld: cannot start task %lld: %s", (long)w->pid, (long long)d.id,
                      strerror(errno));
-            pool_kill(w, NULL);        /* its task is settled at the reap */
-            w->task_id = d.id;
+            engine_task_unstart(d.id, w->pid);   /* it never ran: the attempt does not count */
+            pool_kill(w, NULL);
+            pool_set_state(w, SLOT_EXITING, 0);
         }
         free(d.payload);
     }
+    journal_committed(pool.journal, engine_committed_seq());
 }
 
 /* Milliseconds until the next thing the loop must do by itself. */
@@ -457,16 +486,38 @@ static void pool_drain_fd(int fd, size_t size)
         ;
 }
 
-/* The graceful stop, run by the dispatcher.  Returns when every worker is reaped. */
+/* Waits up to timeout_ms for channels, wake-ups and SIGCHLD, and handles them. */
+static void pool_poll(int timeout_ms)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(pool.epfd, evs, 64, timeout_ms);
+
+    for (int i = 0; i < n; i++) {
+        uint32_t k = evs[i].data.u32;
+        if (k == POOL_EV_WAKE)
+            pool_drain_fd(pool.evfd, sizeof(uint64_t));
+        else if (k == POOL_EV_SIGNAL)
+            pool_drain_fd(pool.sigfd, sizeof(struct signalfd_siginfo) * 16);
+        else
+            pool_on_readable(&pool.slots[k]);
+    }
+}
+
+/*
+ * The graceful stop, run by the dispatcher: running tasks may finish until
+ * grace_until (timeouts and cancels still apply), then are killed; idle
+ * workers are told to exit.  Returns when every worker is reaped.
+ */
 static void pool_run_stop(void)
 {
     int64_t now, kill_at = 0;
-    struct epoll_event evs[64];
 
     for (;;) {
-        int busy = 0, alive = 0;
+        int busy = 0, alive = 0, wait;
         now = pool_now();
         pool_reap(now);
+        pool_do_cancels();
+        pool_do_timeouts(now);
         for (int i = 0; i < pool.nslots; i++) {
             struct pool_worker *w = &pool.slots[i];
             if (w->state == SLOT_FREE)
@@ -481,6 +532,7 @@ static void pool_run_stop(void)
                     pool_kill(w, "shutdown");
                     engine_task_aborted(id, w->pid, TASK_FAILED, true, "interrupted",
                                         "taskpoold stopped and the grace period ran out");
+                    pool_set_state(w, SLOT_EXITING, 0);
                 }
             } else if (w->state != SLOT_EXITING) {
                 w->exit_reason = "shutdown";
@@ -500,37 +552,19 @@ static void pool_run_stop(void)
                 }
             kill_at = now + POOL_STOP_WAIT_MS;
         }
-        int n = epoll_wait(pool.epfd, evs, 64, 50);
-        for (int i = 0; i < n; i++) {
-            uint32_t k = evs[i].data.u32;
-            if (k == POOL_EV_WAKE)
-                pool_drain_fd(pool.evfd, sizeof(uint64_t));
-            else if (k == POOL_EV_SIGNAL)
-                pool_drain_fd(pool.sigfd, sizeof(struct signalfd_siginfo) * 16);
-            else
-                pool_on_readable(&pool.slots[k]);
-        }
+        wait = pool_timeout(now);
+        pool_poll(wait < 50 ? wait : 50);
     }
 }
 
 static void *pool_main(void *unused)
 {
-    struct epoll_event evs[64];
-
     (void)unused;
     for (;;) {
         int64_t now = pool_now();
         bool stop;
-        int n = epoll_wait(pool.epfd, evs, 64, pool_timeout(now));
-        for (int i = 0; i < n; i++) {
-            uint32_t k = evs[i].data.u32;
-            if (k == POOL_EV_WAKE)
-                pool_drain_fd(pool.evfd, sizeof(uint64_t));
-            else if (k == POOL_EV_SIGNAL)
-                pool_drain_fd(pool.sigfd, sizeof(struct signalfd_siginfo) * 16);
-            else
-                pool_on_readable(&pool.slots[k]);
-        }
+
+        pool_poll(pool_timeout(now));
         now = pool_now();
         pool_reap(now);
         pool_do_cancels();
@@ -557,6 +591,9 @@ int pool_start(const struct config *cfg)
     struct epoll_event ev = { .events = EPOLLIN };
 
     pool.cfg = cfg;
+    pool.journal = journal_open(cfg->db_path);
+    if (pool.journal == NULL)
+        return -1;
     pool.nslots = cfg->workers * 2 + 4;   /* room for replacements while the dead await reaping */
     pool.slots = calloc((size_t)pool.nslots, sizeof *pool.slots);
     sigemptyset(&chld);
@@ -581,29 +618,43 @@ int pool_start(const struct config *cfg)
     pool.started = true;
     return 0;
 fail:
-    pool_stop(0);
+    pool_close();
     return -1;
 }
 
 void pool_stop(int64_t grace_ms)
 {
-    if (pool.started) {
-        engine_drain();
-        pthread_mutex_lock(&pool.lock);
-        pool.stop = true;
-        pool.grace_until = pool_now() + grace_ms;
-        pthread_mutex_unlock(&pool.lock);
-        pool_wake();
-        pthread_join(pool.thread, NULL);
-        pool.started = false;
-    }
+    if (!pool.started)
+        return;
+    engine_drain();
+    pthread_mutex_lock(&pool.lock);
+    pool.stop = true;
+    pool.grace_until = pool_now() + grace_ms;
+    pthread_mutex_unlock(&pool.lock);
+    pool_wake();
+    pthread_join(pool.thread, NULL);
+    pool.started = false;
+}
+
+void pool_close(void)
+{
+    int evfd = __atomic_exchange_n(&pool.evfd, -1, __ATOMIC_ACQ_REL);
+
+    if (evfd >= 0) close(evfd);
     if (pool.epfd >= 0) close(pool.epfd);
-    if (pool.evfd >= 0) close(pool.evfd);
     if (pool.sigfd >= 0) close(pool.sigfd);
-    pool.epfd = pool.evfd = pool.sigfd = -1;
+    pool.epfd = pool.sigfd = -1;
+    journal_close(pool.journal);
+    pool.journal = NULL;
+    /* HTTP threads may still ask for stats (/metrics) until MHD stops. */
+    pthread_mutex_lock(&pool.lock);
     free(pool.slots);
     pool.slots = NULL;
     pool.nslots = 0;
+    free(pool.cancels);
+    pool.cancels = NULL;
+    pool.ncancels = pool.cancels_cap = 0;
+    pthread_mutex_unlock(&pool.lock);
 }
 
 /* Resident memory of pid in KiB, or -1. */

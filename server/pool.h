@@ -34,6 +34,9 @@ int  pool_start(const struct config *cfg);
  */
 void pool_stop(int64_t grace_ms);
 
+/* Frees what pool_start made.  After pool_stop, once no thread calls the pool. */
+void pool_close(void);
+
 /* New tasks are ready.  Any thread; cheap. */
 void pool_wake(void);
 

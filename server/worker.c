@@ -11,6 +11,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,8 +40,13 @@ static int64_t worker_tv_ms(const struct timeval *tv)
     return (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000;
 }
 
+struct worker_opts {
+    struct kind_limits lim;
+    bool               allow_exec;   /* the daemon's --allow-exec, checked again here */
+};
+
 /* Runs one TASK frame and sends its RESULT.  0, or -1 if the channel is broken. */
-static int worker_run(const struct chan_msg *msg, const struct kind_limits *lim)
+static int worker_run(const struct chan_msg *msg, const struct worker_opts *opt)
 {
     const char *kind_name = msg->payload, *nul = memchr(msg->payload, '\0', msg->len);
     struct kind_outcome out = { 0 };
@@ -60,10 +66,20 @@ static int worker_run(const struct chan_msg *msg, const struct kind_limits *lim)
         out.error_code = strdup("internal");
         out.error_message = strdup(k == NULL ? "the worker does not know this kind"
                                              : "the worker could not parse the args");
-    } else if (k->run(args, lim, &out) < 0) {
+    } else if (k->needs_exec && !opt->allow_exec) {
+        out.ok = false;
+        out.error_code = strdup("exec_disabled");
+        out.error_message = strdup("kind 'exec' is disabled: start taskpoold with --allow-exec");
+    } else if (k->run(args, &opt->lim, &out) < 0) {
         kind_outcome_clear(&out);
         out.error_code = strdup("internal");
         out.error_message = strdup("the worker ran out of memory");
+    }
+    if (out.result != NULL && strlen(out.result) > chan_result_max(opt->lim.max_output) - 64 * 1024) {
+        /* The daemon would take an oversized frame for a broken worker. */
+        kind_outcome_clear(&out);
+        out.error_code = strdup("result_too_large");
+        out.error_message = strdup("the result is larger than taskpoold accepts");
     }
     getrusage(RUSAGE_SELF, &self1);
     getrusage(RUSAGE_CHILDREN, &kids1);
@@ -82,7 +98,7 @@ static int worker_run(const struct chan_msg *msg, const struct kind_limits *lim)
 
 int worker_main(int argc, char **argv)
 {
-    struct kind_limits lim = { .max_output = 1024 * 1024 };
+    struct worker_opts opt = { .lim = { .max_output = 1024 * 1024 } };
     struct chan_reader rd;
     struct chan_hello hello;
     struct sigaction sa;
@@ -94,8 +110,11 @@ int worker_main(int argc, char **argv)
         if (strcmp(argv[i], "--parent") == 0)
             parent = (pid_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--max-output") == 0)
-            lim.max_output = (size_t)strtoull(argv[++i], NULL, 10);
+            opt.lim.max_output = (size_t)strtoull(argv[++i], NULL, 10);
     }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--allow-exec") == 0)
+            opt.allow_exec = true;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = worker_on_term;
     sigaction(SIGTERM, &sa, NULL);
@@ -140,7 +159,7 @@ int worker_main(int argc, char **argv)
             }
             continue;
         }
-        if (msg.type != CHAN_MSG_TASK || worker_run(&msg, &lim) < 0) {
+        if (msg.type != CHAN_MSG_TASK || worker_run(&msg, &opt) < 0) {
             log_error("channel broken (frame type %u)", msg.type);
             break;
         }
