@@ -43,6 +43,13 @@ int64_t task_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t task_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void task_format_time(int64_t ms, char *buf, size_t size)
 {
     time_t secs = (time_t)(ms / 1000);

@@ -97,8 +97,11 @@ int task_set_error(struct task *t, const char *code, const char *message);
  */
 struct cJSON *task_to_json(const struct task *t, bool with_payload);
 
-/* Wall clock in Unix milliseconds. */
+/* Wall clock in Unix milliseconds: for timestamps that are recorded. */
 int64_t task_now_ms(void);
+
+/* Monotonic milliseconds: for deadlines, which a clock step must not move. */
+int64_t task_mono_ms(void);
 
 /* Formats ms as RFC 3339 UTC with milliseconds into buf (>= 25 bytes). */
 void task_format_time(int64_t ms, char *buf, size_t size);

@@ -112,13 +112,18 @@ static struct {
     struct engine_stats   stats;
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
-    .wake = PTHREAD_COND_INITIALIZER,
     .sync_wake = PTHREAD_COND_INITIALIZER,
 };
 
 static int64_t engine_now(void)
 {
     return task_now_ms();
+}
+
+/* Waiter deadlines are monotonic: a clock step must not stretch or cut a wait. */
+static int64_t engine_mono(void)
+{
+    return task_mono_ms();
 }
 
 /* --- ops --------------------------------------------------------------- */
@@ -424,7 +429,7 @@ static bool engine_batch_synced(struct engine_op *batch, struct engine_calls *ca
 {
     struct engine_op *op;
     bool ready = false;
-    int64_t now = engine_now();
+    int64_t now = engine_mono();
 
     for (op = batch; op != NULL; op = op->next) {
         struct engine_live *live = op->live;
@@ -506,8 +511,8 @@ static void *engine_writer_main(void *unused)
     (void)unused;
     pthread_mutex_lock(&engine.lock);
     for (;;) {
-        int64_t now = engine_now(), next = engine_waiters_expire(now, &calls);
-        stats_tick(now, engine.stats.queue_depth);
+        int64_t now = engine_mono(), next = engine_waiters_expire(now, &calls);
+        stats_tick(engine_now(), engine.stats.queue_depth);
         if (calls.len > 0) {
             pthread_mutex_unlock(&engine.lock);
             engine_calls_run(&calls);
@@ -689,8 +694,15 @@ int engine_start(const struct config *cfg)
 {
     int requeued;
 
+    pthread_condattr_t attr;
+
     engine.cfg = cfg;
     engine.waiters.next = engine.waiters.prev = &engine.waiters;
+    /* The writer's timed wait serves waiter deadlines: on the monotonic clock. */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&engine.wake, &attr);
+    pthread_condattr_destroy(&attr);
     idmap_init(&engine.live);
     queue_init(&engine.ready);
     engine.store = store_open(cfg->db_path, cfg->sync_full);
@@ -853,7 +865,7 @@ enum engine_result engine_wait(int64_t id, int64_t wait_until, engine_done_fn do
 
     pthread_mutex_lock(&engine.lock);
     live = idmap_get(&engine.live, id);
-    if (live != NULL && wait_until > engine_now() && !engine.stop) {
+    if (live != NULL && wait_until > engine_mono() && !engine.stop) {
         if (engine_waiter_add(live, wait_until, done, arg) == 0)
             r = ENGINE_PENDING;
         else

@@ -40,7 +40,7 @@ void engine_drain(void);
 
 /*
  * Accepts a new task (takes ownership).  done is called once the row is
- * committed; with wait_until > 0 (Unix ms) only once the task is terminal or
+ * committed; with wait_until > 0 (task_mono_ms) only once the task is terminal or
  * that time has come, whichever is first.  Returns the task id (> 0), or -1
  * (the task is freed and done is never called).
  */

@@ -233,7 +233,7 @@ static int http_wait_until(struct MHD_Connection *c, int64_t *until, enum MHD_Re
                          "query 'wait' must be a number of seconds, more than 0 and at most 300");
         return -1;
     }
-    *until = task_now_ms() + (int64_t)(s * 1000.0 + 0.5);
+    *until = task_mono_ms() + (int64_t)(s * 1000.0 + 0.5);
     return 0;
 }
 

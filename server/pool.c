@@ -58,8 +58,9 @@ struct pool_worker {                 /* one scoreboard slot */
     int                fd;           /* channel; -1 once closed */
     enum pool_state    state;
     int64_t            task_id;      /* running task, 0 = none */
-    int64_t            deadline;     /* task timeout, Unix ms; 0 = none */
-    int64_t            started_at;
+    int64_t            deadline;     /* task timeout, task_mono_ms; 0 = none */
+    int64_t            started_at;   /* Unix ms, for the record */
+    int64_t            started_mono; /* task_mono_ms, for the age */
     int64_t            tasks_done;
     const char        *exit_reason;  /* why we ended it; NULL = it died on its own */
     struct chan_reader rd;
@@ -85,7 +86,8 @@ static struct {
     struct journal      *journal;        /* dispatcher only */
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1, .sigfd = -1 };
 
-static int64_t pool_now(void) { return task_now_ms(); }
+/* Deadlines, back-off and ages are monotonic; only recorded times use the wall clock. */
+static int64_t pool_now(void) { return task_mono_ms(); }
 
 void pool_wake(void)
 {
@@ -227,7 +229,8 @@ static int pool_spawn(int64_t now)
     w->pid = pid;
     w->fd = sv[0];
     w->state = SLOT_STARTING;
-    w->started_at = now;
+    w->started_at = task_now_ms();
+    w->started_mono = now;
     pool.stats.spawned++;
     pthread_mutex_unlock(&pool.lock);
     chan_reader_init(&w->rd, chan_result_max(pool.cfg->max_output));
@@ -355,21 +358,21 @@ static void pool_reap(int64_t now)
         }
         if (w->exit_reason == NULL) {
             pool.stats.restarts_unplanned++;
-            if (now - w->started_at < POOL_SICK_MS || WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
+            if (now - w->started_mono < POOL_SICK_MS || WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
                 int64_t delay = 100LL << (pool.sick_streak < 7 ? pool.sick_streak : 7);
                 pool.sick_streak++;
                 if (delay > POOL_BACKOFF_MAX_MS)
                     delay = POOL_BACKOFF_MAX_MS;
                 pool.next_spawn_at = now + delay;
                 log_warn("worker %ld %s after %lld ms: next start in %lld ms", (long)pid, how,
-                         (long long)(now - w->started_at), (long long)delay);
+                         (long long)(now - w->started_mono), (long long)delay);
             } else {
                 log_warn("worker %ld %s", (long)pid, how);
             }
         } else {
             log_info("worker %ld %s (%s)", (long)pid, how, w->exit_reason);
         }
-        pool_record(w, now, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+        pool_record(w, task_now_ms(), WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                     WIFSIGNALED(status) ? WTERMSIG(status) : 0,
                     w->exit_reason ? w->exit_reason : "died");
         chan_reader_free(&w->rd);
