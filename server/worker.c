@@ -11,6 +11,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,10 +44,40 @@ static int64_t worker_tv_ms(const struct timeval *tv)
 struct worker_opts {
     struct kind_limits lim;
     bool               allow_exec;   /* the daemon's --allow-exec, checked again here */
+    int                clear_refs;   /* /proc/self/clear_refs, to reset the RSS peak; -1 = none */
+    int                status;       /* /proc/self/status, to read it */
+    long               base_rss_kb;  /* peak of an idle worker: above it, a task grew the heap */
 };
 
+/*
+ * Peak RSS is per process, and ru_maxrss even carries the daemon's peak over
+ * the exec that made us.  Resetting the high-water mark before each task and
+ * reading VmHWM after gives the task's own peak.
+ */
+static void worker_rss_reset(const struct worker_opts *opt)
+{
+    if (opt->clear_refs >= 0)
+        (void)!pwrite(opt->clear_refs, "5", 1, 0);
+}
+
+/* The peak RSS since the last reset, in KiB; -1 if it cannot be read. */
+static long worker_rss_peak_kb(const struct worker_opts *opt)
+{
+    char buf[4096], *p;
+    ssize_t n;
+
+    if (opt->clear_refs < 0 || opt->status < 0)
+        return -1;
+    n = pread(opt->status, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    p = strstr(buf, "\nVmHWM:");
+    return p != NULL ? strtol(p + 7, NULL, 10) : -1;
+}
+
 /* Runs one TASK frame and sends its RESULT.  0, or -1 if the channel is broken. */
-static int worker_run(const struct chan_msg *msg, const struct worker_opts *opt)
+static int worker_run(const struct chan_msg *msg, struct worker_opts *opt)
 {
     const char *kind_name = msg->payload, *nul = memchr(msg->payload, '\0', msg->len);
     struct kind_outcome out = { 0 };
@@ -59,6 +90,7 @@ static int worker_run(const struct chan_msg *msg, const struct worker_opts *opt)
         return -1;
     k = kind_find(kind_name);
     args = cJSON_ParseWithLength(nul + 1, msg->len - (size_t)(nul + 1 - msg->payload));
+    worker_rss_reset(opt);
     getrusage(RUSAGE_SELF, &self0);
     getrusage(RUSAGE_CHILDREN, &kids0);
     if (k == NULL || args == NULL) {
@@ -83,22 +115,30 @@ static int worker_run(const struct chan_msg *msg, const struct worker_opts *opt)
     }
     getrusage(RUSAGE_SELF, &self1);
     getrusage(RUSAGE_CHILDREN, &kids1);
+    long peak = worker_rss_peak_kb(opt);
     rc = chan_send_result(WORKER_FD, msg->task_id, out.ok,
                           worker_tv_ms(&self1.ru_utime) - worker_tv_ms(&self0.ru_utime) +
                               worker_tv_ms(&kids1.ru_utime) - worker_tv_ms(&kids0.ru_utime),
                           worker_tv_ms(&self1.ru_stime) - worker_tv_ms(&self0.ru_stime) +
                               worker_tv_ms(&kids1.ru_stime) - worker_tv_ms(&kids0.ru_stime),
-                          out.child_max_rss_kb > 0 ? out.child_max_rss_kb : self1.ru_maxrss,
+                          out.child_max_rss_kb > 0 ? out.child_max_rss_kb
+                                                   : peak >= 0 ? peak : self1.ru_maxrss,
                           out.result, out.error_code,
                           out.error_message ? out.error_message : (out.ok ? NULL : "failed"));
     kind_outcome_clear(&out);
     cJSON_Delete(args);
+    /* Give a big task's memory back, or the next task's peak starts from it. */
+    if (peak > opt->base_rss_kb + 1024)
+        malloc_trim(0);
     return rc;
 }
 
 int worker_main(int argc, char **argv)
 {
     struct worker_opts opt = { .lim = { .max_output = 1024 * 1024 } };
+
+    opt.clear_refs = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    opt.status = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     struct chan_reader rd;
     struct chan_hello hello;
     struct sigaction sa;
@@ -158,6 +198,10 @@ int worker_main(int argc, char **argv)
                 break;
             }
             continue;
+        }
+        if (opt.base_rss_kb == 0) {
+            worker_rss_reset(&opt);
+            opt.base_rss_kb = worker_rss_peak_kb(&opt);
         }
         if (msg.type != CHAN_MSG_TASK || worker_run(&msg, &opt) < 0) {
             log_error("channel broken (frame type %u)", msg.type);
