@@ -21,10 +21,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kinds.h"
+#include "proc.h"
 #include "utf8.h"
 
 #define EXEC_ARGV_MAX 4096
@@ -154,6 +157,31 @@ fail:
     _exit(127);
 }
 
+/*
+ * A task's processes end with the task: whatever the command left running
+ * (background jobs, daemons it forked, even with setsid: the worker is a
+ * subreaper, so they are still below it) is killed and reaped, waiting at
+ * most about 100 ms for the dead; any zombie left is reaped next time.
+ */
+static void exec_reap_leftovers(void)
+{
+    struct timespec ms = { 0, 1000000L };
+    pid_t pid;
+
+    if (proc_kill_descendants(getpid(), SIGKILL) == 0) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        return;
+    }
+    for (int i = 0; i < 100; i++) {
+        while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+            ;
+        if (pid < 0)            /* ECHILD: none left */
+            return;
+        nanosleep(&ms, NULL);
+    }
+}
+
 static int exec_pipe(int fds[2])
 {
     return pipe2(fds, O_CLOEXEC);
@@ -173,6 +201,7 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
     char **argv = NULL;
     pid_t pid = -1;
     int argc = cJSON_GetArraySize(argv_json), i = 0, status = 0, child_errno = 0, rc = -1;
+    int pidfd = -1;
     struct rusage ru;
     const cJSON *a;
     cJSON *r = NULL;
@@ -214,14 +243,24 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
     }
     so.fd = pout[0];
     se.fd = perr[0];
+    /* Background jobs of the command inherit its pipes and would hold them
+     * open after it exits: watch the command itself too, and when it is gone
+     * kill what it left, which closes the pipes. */
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     while (so.fd >= 0 || se.fd >= 0 || pin[1] >= 0) {
-        struct pollfd pfd[3] = {
+        struct pollfd pfd[4] = {
             { so.fd, POLLIN, 0 }, { se.fd, POLLIN, 0 }, { pin[1], POLLOUT, 0 },
+            { pidfd, POLLIN, 0 },
         };
-        if (poll(pfd, 3, -1) < 0) {
+        if (poll(pfd, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
+        }
+        if (pfd[3].revents) {
+            proc_kill_descendants(getpid(), SIGKILL);   /* the command is a zombie: spared */
+            close(pidfd);
+            pidfd = -1;
         }
         if (pfd[0].revents && !exec_stream_read(&so)) {
             close(so.fd);
@@ -249,6 +288,7 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
         }
     }
     out->child_max_rss_kb = ru.ru_maxrss;
+    exec_reap_leftovers();
 
 report:
     r = cJSON_CreateObject();
@@ -300,6 +340,8 @@ report:
     rc = 0;
 
 done:
+    if (pidfd >= 0)
+        close(pidfd);
     for (int k = 0; k < 2; k++) {
         if (pin[k] >= 0) close(pin[k]);
         if (pout[k] >= 0) close(pout[k]);

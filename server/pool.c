@@ -39,6 +39,7 @@
 #include "chan.h"
 #include "engine.h"
 #include "journal.h"
+#include "proc.h"
 #include "log.h"
 #include "task.h"
 
@@ -155,8 +156,12 @@ static void pool_close_channel(struct pool_worker *w)
  */
 static void pool_kill(struct pool_worker *w, const char *reason)
 {
-    if (w->pid > 0)
+    /* Descendants first, while the tree still hangs from the worker: a
+     * command may have left the worker's group (setsid). */
+    if (w->pid > 0) {
+        proc_kill_descendants(w->pid, SIGKILL);
         kill(-w->pid, SIGKILL);
+    }
     w->exit_reason = reason;
     pool_close_channel(w);
     pool_set_state(w, SLOT_EXITING, w->task_id);

@@ -3,11 +3,12 @@
  * runs each with the kind's handler, answers with a RESULT frame.
  *
  * The daemon spawns us with fork+exec, so we start single-threaded and clean.
- * We lead our own process group, and everything we run stays in it, so the
- * daemon stops a task's work, whatever it started, with one kill(-pid).
+ * We lead our own process group, and we are a child subreaper: whatever a
+ * command starts stays below us even if it leaves our group (setsid) or its
+ * parent dies, so proc_kill_descendants(worker) finds all of a task's work.
  * We must not outlive the daemon: the channel's EOF ends us between tasks,
- * and PR_SET_PDEATHSIG delivers SIGTERM mid-task, whose handler kills our
- * whole group (commands included) at once.
+ * and PR_SET_PDEATHSIG delivers SIGTERM mid-task, whose handler kills every
+ * descendant and our group at once.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -26,13 +27,17 @@
 #include "kinds.h"
 #include "log.h"
 #include "pool.h"
+#include "proc.h"
 
 #define WORKER_FD 3
 
 static void worker_on_term(int sig)
 {
     (void)sig;
-    kill(0, SIGKILL);          /* our group: us and any command we run */
+    /* Everything below us (we are a subreaper, so even what left our process
+     * group is below us), then our group, us included. */
+    proc_kill_descendants(getpid(), SIGKILL);
+    kill(0, SIGKILL);
     _exit(WORKER_EXIT_ORPHAN);
 }
 
@@ -160,7 +165,10 @@ int worker_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);     /* a command closing its stdin must not kill us */
     signal(SIGINT, SIG_IGN);      /* the daemon decides when we stop */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || parent <= 0) {
+    /* As a subreaper we inherit whatever a command orphans (double forks,
+     * setsid), so it stays below us, where proc_kill_descendants finds it. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+        parent <= 0) {
         log_error("cannot arrange to die with the daemon");
         return WORKER_EXIT_FATAL;
     }

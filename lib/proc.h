@@ -1,0 +1,20 @@
+/*
+ * proc.h - find and kill a process's descendants by the parent links in
+ * /proc.  Process groups are not enough: a command can leave its group
+ * (setsid, setpgid) and would then survive a kill(-pgid).
+ */
+#ifndef TASKPOOL_PROC_H
+#define TASKPOOL_PROC_H
+
+#include <sys/types.h>
+
+/*
+ * Sends sig to every descendant of root (not to root), walking /proc again
+ * until a pass finds none left (up to a few passes), so children forked
+ * while we walk are caught too.  Async-signal-safe: raw system calls and
+ * stack buffers only, so a signal handler may call it.  Returns the number
+ * of processes signalled, or -1 if /proc cannot be read.
+ */
+int proc_kill_descendants(pid_t root, int sig);
+
+#endif
