@@ -15,6 +15,7 @@ struct config {
     const char *db_path;
     const char *web_root;
     const char *token;             /* NULL = no auth */
+    char       *token_env;         /* owned copy of TASKPOOL_TOKEN (removed from environ) */
     const char *exe_path;          /* this binary, for spawning workers */
     int         workers;
     int64_t     max_tasks_per_worker;   /* 0 = never retire */

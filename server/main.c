@@ -245,8 +245,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (cfg->token == NULL) {
         const char *env = getenv("TASKPOOL_TOKEN");
-        if (env != NULL && *env != '\0')
-            cfg->token = strdup(env);
+        if (env != NULL && *env != '\0') {
+            cfg->token = cfg->token_env = strdup(env);
+            if (cfg->token_env == NULL)
+                return usage_error("out of memory");
+        }
     }
     /* Commands run by exec inherit our environment: the token must not be in it. */
     unsetenv("TASKPOOL_TOKEN");
@@ -290,12 +293,15 @@ int main(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg.workers = ncpu > 0 ? (int)ncpu : 1;
     rc = parse_args(argc, argv, &cfg);
-    if (rc >= 0)
+    if (rc >= 0) {
+        free(cfg.token_env);
         return rc;
+    }
+    rc = 1;
     n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         log_error("cannot find my own binary: %s", strerror(errno));
-        return 1;
+        goto out;
     }
     exe[n] = '\0';
     cfg.exe_path = exe;
@@ -356,5 +362,6 @@ out_events:
     static_close();
 out:
     free(web_default);
+    free(cfg.token_env);
     return rc;
 }

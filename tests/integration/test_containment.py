@@ -1,0 +1,83 @@
+"""Nothing a task started outlives it, even processes that left the worker's
+process group (setsid) or whose parent already exited."""
+import signal
+import time
+import uuid
+
+from harness import SLOW, check, describe, eq, procs_with_env, wait_until
+
+
+def _mark():
+    k, v = "TP_MARK", uuid.uuid4().hex
+    return "%s=%s" % (k, v), {k: v}
+
+
+def _running(mark, n, seconds=5):
+    return wait_until(lambda: len(procs_with_env(mark)) >= n and procs_with_env(mark), seconds,
+                      "%d processes of the command to run" % n)
+
+
+def _gone(mark, what, seconds=5):
+    end = time.monotonic() + seconds * SLOW
+    while procs_with_env(mark) and time.monotonic() < end:
+        time.sleep(0.05)
+    left = procs_with_env(mark)
+    check(not left, "processes of the %s command survive: %s" % (what, describe(left)))
+
+
+def _escaping_command(env, tail="sleep 100"):
+    # setsid puts the first sleep in a session (and process group) of its own
+    return {"kind": "exec", "args": {"argv": ["/bin/sh", "-c", "setsid sleep 100 & " + tail],
+                                     "env": env}}
+
+
+def test_setsid_escapee_is_killed_on_timeout(ctx):
+    d = ctx.daemon("--allow-exec", workers=1)
+    d.wait_pool(1)
+    mark, env = _mark()
+    body = _escaping_command(env)
+    body["timeout_ms"] = 1000
+    t = d.submit(body)
+    procs = _running(mark, 2)
+    check(len({p["pgrp"] for p in procs}) == 2, "setsid did not make a second group: %s" % describe(procs))
+    t = d.wait_terminal(t["id"], 10)
+    eq(t["status"], "timed_out", "status")
+    _gone(mark, "timed-out")
+
+
+def test_setsid_escapee_is_killed_on_cancel(ctx):
+    d = ctx.daemon("--allow-exec", workers=1)
+    d.wait_pool(1)
+    mark, env = _mark()
+    t = d.submit(_escaping_command(env))
+    _running(mark, 2)
+    r = d.cancel(t["id"])
+    eq((r.status, r.json["status"]), (200, "cancelled"), "cancel answer")
+    _gone(mark, "cancelled")
+
+
+def test_finished_command_ends_at_once_and_its_leftovers_die(ctx):
+    """Background jobs inherit the command's pipes; the task must not wait for them
+    to close, and they must not run on after the task."""
+    d = ctx.daemon("--allow-exec", workers=1)
+    d.wait_pool(1)
+    mark, env = _mark()
+    start = time.monotonic()
+    t = d.submit(_escaping_command(env, "sleep 100 & echo started"), wait=20)
+    took = time.monotonic() - start
+    eq(t["status"], "succeeded", "status")
+    eq(t["result"]["stdout"], "started\n", "stdout")
+    check(took < 3 * SLOW, "the task took %.1fs: it waited for its background jobs" % took)
+    _gone(mark, "finished")
+    eq(d.submit({"kind": "echo", "args": 1}, wait=5)["status"], "succeeded", "the worker still works")
+
+
+def test_kill_9_of_the_daemon_kills_setsid_escapees(ctx):
+    d = ctx.daemon("--allow-exec", workers=1)
+    d.wait_pool(1)
+    mark, env = _mark()
+    d.submit(_escaping_command(env))
+    _running(mark, 2)
+    d.signal(signal.SIGKILL)
+    d.wait_exit(5)
+    _gone(mark, "orphaned")
