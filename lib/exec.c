@@ -34,7 +34,7 @@
 
 int exec_validate(const cJSON *args, char *msg, size_t size)
 {
-    static const char *const fields[] = { "argv", "stdin", "env", "cwd" };
+    static const char *const fields[] = { "argv", "stdin", "env", "cwd", NULL };
     const cJSON *argv, *f;
     int i = 0;
 
@@ -42,16 +42,8 @@ int exec_validate(const cJSON *args, char *msg, size_t size)
         snprintf(msg, size, "field 'args' must be an object");
         return -1;
     }
-    cJSON_ArrayForEach(f, args) {
-        size_t k;
-        for (k = 0; k < sizeof fields / sizeof fields[0]; k++)
-            if (strcmp(f->string, fields[k]) == 0)
-                break;
-        if (k == sizeof fields / sizeof fields[0]) {
-            snprintf(msg, size, "field 'args.%.64s' is not known", f->string);
-            return -1;
-        }
-    }
+    if (kind_only_fields(args, fields, "args.", msg, size) < 0)
+        return -1;
     argv = cJSON_GetObjectItemCaseSensitive(args, "argv");
     if (!cJSON_IsArray(argv) || cJSON_GetArraySize(argv) == 0 ||
         cJSON_GetArraySize(argv) > EXEC_ARGV_MAX) {

@@ -40,18 +40,18 @@ static int kind_require_object(const cJSON *args, char *msg, size_t size)
     return 0;
 }
 
-/* Refuses any member of args other than those named (NULL-terminated). */
-static int kind_only_fields(const cJSON *args, const char *const *names, char *msg, size_t size)
+int kind_only_fields(const cJSON *obj, const char *const *names, const char *prefix, char *msg,
+                     size_t size)
 {
     const cJSON *f;
 
-    cJSON_ArrayForEach(f, args) {
+    cJSON_ArrayForEach(f, obj) {
         int i;
         for (i = 0; names[i] != NULL; i++)
             if (strcmp(f->string, names[i]) == 0)
                 break;
         if (names[i] == NULL) {
-            snprintf(msg, size, "field 'args.%.64s' is not known", f->string);
+            snprintf(msg, size, "field '%s%.64s' is not known", prefix, f->string);
             return -1;
         }
     }
@@ -75,7 +75,7 @@ static int sleep_validate(const cJSON *args, char *msg, size_t size)
     static const char *const fields[] = { "seconds", NULL };
     const cJSON *s;
 
-    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, "args.", msg, size) < 0)
         return -1;
     s = kind_arg(args, "seconds");
     if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= 3600)) {
@@ -110,7 +110,7 @@ static int numbers_validate(const cJSON *args, char *msg, size_t size)
     const cJSON *nums, *n;
     int i = 0;
 
-    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, "args.", msg, size) < 0)
         return -1;
     nums = kind_arg(args, "numbers");
     if (!cJSON_IsArray(nums)) {
@@ -183,7 +183,7 @@ static int cpu_validate(const cJSON *args, char *msg, size_t size)
     static const char *const fields[] = { "n", NULL };
     const cJSON *n;
 
-    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, "args.", msg, size) < 0)
         return -1;
     n = kind_arg(args, "n");
     if (!cJSON_IsNumber(n) || n->valuedouble != floor(n->valuedouble) ||
@@ -269,7 +269,7 @@ static int fail_validate(const cJSON *args, char *msg, size_t size)
     static const char *const fields[] = { "message", NULL };
     const cJSON *m;
 
-    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, msg, size) < 0)
+    if (kind_require_object(args, msg, size) < 0 || kind_only_fields(args, fields, "args.", msg, size) < 0)
         return -1;
     m = kind_arg(args, "message");
     if (m != NULL && !cJSON_IsString(m)) {

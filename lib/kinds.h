@@ -37,6 +37,14 @@ struct kind {
     const char *example;           /* valid args as JSON, for the dashboard's form */
 };
 
+/*
+ * Refuses any member of obj not named in names (NULL-terminated): an unknown
+ * field is most often a typo.  prefix names where obj sits ("" or "args.").
+ * Returns 0, or -1 with msg filled.
+ */
+int kind_only_fields(const struct cJSON *obj, const char *const *names, const char *prefix,
+                     char *msg, size_t size);
+
 /* The kind called name, or NULL. */
 const struct kind *kind_find(const char *name);
 

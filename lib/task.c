@@ -148,7 +148,7 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
                                struct task_error *err)
 {
     cJSON *root = NULL;
-    const cJSON *kind_json, *args, *field;
+    const cJSON *kind_json, *args;
     const char *end = NULL;
     const struct kind *k;
     struct task *t = NULL;
@@ -178,15 +178,9 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
         goto fail;
     }
     /* An unknown field is most often a typo ("timeout" for "timeout_ms"): say so. */
-    cJSON_ArrayForEach(field, root) {
-        int i;
-        for (i = 0; known[i] != NULL; i++)
-            if (strcmp(field->string, known[i]) == 0)
-                break;
-        if (known[i] == NULL) {
-            task_error_set(err, "invalid_field", "unknown field '%.64s'", field->string);
-            goto fail;
-        }
+    if (kind_only_fields(root, known, "", msg, sizeof msg) < 0) {
+        task_error_set(err, "invalid_field", "%s", msg);
+        goto fail;
     }
     kind_json = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (kind_json == NULL) {

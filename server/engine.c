@@ -128,6 +128,18 @@ static int64_t engine_mono(void)
 
 /* --- ops --------------------------------------------------------------- */
 
+/* Gives op the next sequence number and queues it for the writer.  Locked. */
+static void engine_op_append(struct engine_op *op)
+{
+    op->seq = ++engine.next_seq;
+    if (engine.ops_tail)
+        engine.ops_tail->next = op;
+    else
+        engine.ops_head = op;
+    engine.ops_tail = op;
+    pthread_cond_signal(&engine.wake);
+}
+
 /* Appends a snapshot of live's task.  Locked.  Returns 0, or -1 on ENOMEM. */
 static int engine_op_task(struct engine_live *live, engine_done_fn done, void *arg,
                           int64_t wait_until, bool insert)
@@ -139,22 +151,16 @@ static int engine_op_task(struct engine_live *live, engine_done_fn done, void *a
         return -1;
     }
     op->type = ENGINE_OP_TASK;
-    op->seq = ++engine.next_seq;
     op->insert = insert;
     op->live = live;
     op->snap = *live->t;
     op->done = done;
     op->arg = arg;
     op->wait_until = wait_until;
+    engine_op_append(op);
     live->op_seq = op->seq;
     live->pending++;
     live->refs++;
-    if (engine.ops_tail)
-        engine.ops_tail->next = op;
-    else
-        engine.ops_head = op;
-    engine.ops_tail = op;
-    pthread_cond_signal(&engine.wake);
     return 0;
 }
 
@@ -914,7 +920,6 @@ enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg)
     }
     engine_set_status(t, TASK_CANCELLED);
     t->finished_at = engine_now();
-    engine.stats.finished++;
     r = engine_op_task(live, done, arg, 0, false) == 0 ? ENGINE_PENDING : ENGINE_ERROR;
 out:
     pthread_mutex_unlock(&engine.lock);
@@ -1088,7 +1093,6 @@ void engine_task_finished(int64_t id, pid_t pid, bool ok, const char *result, si
     t->usage.set = true;
     t->finished_at = engine_now();
     engine_set_status(t, ok ? TASK_SUCCEEDED : TASK_FAILED);
-    engine.stats.finished++;
     engine_op_task(live, NULL, NULL, 0, false);
 out:
     pthread_mutex_unlock(&engine.lock);
@@ -1118,8 +1122,7 @@ void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool re
             log_error("out of memory: task %lld error not recorded", (long long)id);
         t->finished_at = engine_now();
         engine_set_status(t, status);
-        engine.stats.finished++;
-    }
+        }
     engine_op_task(live, NULL, NULL, 0, false);
 out:
     pthread_mutex_unlock(&engine.lock);
@@ -1159,13 +1162,7 @@ void engine_worker_record(const struct store_worker *w)
     op->type = ENGINE_OP_WORKER;
     op->worker = *w;
     pthread_mutex_lock(&engine.lock);
-    op->seq = ++engine.next_seq;
-    if (engine.ops_tail)
-        engine.ops_tail->next = op;
-    else
-        engine.ops_head = op;
-    engine.ops_tail = op;
-    pthread_cond_signal(&engine.wake);
+    engine_op_append(op);
     pthread_mutex_unlock(&engine.lock);
 }
 

@@ -116,7 +116,6 @@ struct engine_stats {
     int64_t counts[TASK_STATUS_COUNT];   /* every task ever, by status */
     int64_t queue_depth;                 /* ready to run */
     int64_t submitted;                   /* since start */
-    int64_t finished;                    /* since start */
     int64_t write_batches;
     int64_t write_rows;
 };

@@ -33,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ extern char **environ;
 #define POOL_SICK_MS   1000          /* a worker dying younger than this is "sick" */
 #define POOL_BACKOFF_MAX_MS 10000
 #define POOL_STOP_WAIT_MS   3000     /* after closing channels, before SIGKILL */
+#define POOL_SEND_TIMEOUT_S 5        /* a TASK frame a worker does not take in this long */
 
 enum pool_state { SLOT_FREE = 0, SLOT_STARTING, SLOT_IDLE, SLOT_BUSY, SLOT_EXITING };
 
@@ -224,6 +226,11 @@ static int pool_spawn(int64_t now)
         errno = err;
         goto fail_errno;
     }
+    /* A worker only gets a frame when idle, so a send that cannot finish
+     * means a stopped or wedged worker: give up on it rather than freeze the
+     * dispatcher (and with it every timeout and cancel). */
+    struct timeval send_limit = { POOL_SEND_TIMEOUT_S, 0 };
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof send_limit);
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)(w - pool.slots) };
     if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, sv[0], &ev) < 0) {
         kill(-pid, SIGKILL);
@@ -385,7 +392,6 @@ static void pool_reap(int64_t now)
         w->state = SLOT_FREE;
         w->pid = 0;
         w->task_id = 0;
-        pool.stats.exited++;
         pthread_mutex_unlock(&pool.lock);
     }
 }

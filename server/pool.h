@@ -49,7 +49,7 @@ int  pool_describe(struct cJSON *obj);
 /* Counts for /api/v1/stats and /metrics. */
 struct pool_stats {
     int     total, busy, idle;
-    int64_t spawned, exited, restarts_unplanned;
+    int64_t spawned, restarts_unplanned;
 };
 void pool_stats_get(struct pool_stats *out);
 

@@ -283,6 +283,12 @@ char *stats_prometheus(const struct engine_stats *es, const struct pool_stats *p
                      "# TYPE taskpool_tasks_submitted_total counter\n"
                      "taskpool_tasks_submitted_total %lld\n",
                  (long long)es->submitted);
+    stats_printf(&b, "# HELP taskpool_store_commits_total Transactions committed (group commit).\n"
+                     "# TYPE taskpool_store_commits_total counter\ntaskpool_store_commits_total %lld\n"
+                     "# HELP taskpool_store_rows_written_total Task and worker rows written.\n"
+                     "# TYPE taskpool_store_rows_written_total counter\n"
+                     "taskpool_store_rows_written_total %lld\n",
+                 (long long)es->write_batches, (long long)es->write_rows);
     stats_printf(&b, "# HELP taskpool_event_subscribers Connected event-stream clients.\n"
                      "# TYPE taskpool_event_subscribers gauge\ntaskpool_event_subscribers %zu\n",
                  subscribers);
