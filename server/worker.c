@@ -151,6 +151,8 @@ int worker_main(int argc, char **argv)
     int code = WORKER_EXIT_FATAL;
 
     log_set_name("worker");
+    /* Spawned through /proc/self/exe, we would show as "exe" in ps and top. */
+    prctl(PR_SET_NAME, "taskpool-worker");
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--parent") == 0)
             parent = (pid_t)atol(argv[++i]);
