@@ -152,6 +152,30 @@ def describe(procs):
 
 # ---------------------------------------------------------------- HTTP
 
+def db_rows(db, q, params=()):
+    """Rows of a query on the daemon's database, with a connection of our own."""
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute(q, params).fetchall()
+    finally:
+        con.close()
+
+
+def wait_marked(mark, n, seconds=5):
+    """Waits for n processes carrying env marker mark; returns them."""
+    return wait_until(lambda: len(procs_with_env(mark)) >= n and procs_with_env(mark), seconds,
+                      "%d processes of the command to run" % n)
+
+
+def wait_marked_gone(mark, what, seconds=5):
+    """Fails unless every process carrying env marker mark is gone within seconds."""
+    end = time.monotonic() + seconds * SLOW
+    while procs_with_env(mark) and time.monotonic() < end:
+        time.sleep(0.05)
+    left = procs_with_env(mark)
+    check(not left, "processes of the %s command survive %.0fs later: %s" % (what, seconds * SLOW, describe(left)))
+
+
 class Resp:
     def __init__(self, method, path, status, headers, body, elapsed):
         self.method, self.path = method, path

@@ -4,7 +4,8 @@ import signal
 import time
 import uuid
 
-from harness import SLOW, check, describe, eq, procs_with_env, wait_until
+from harness import SLOW, check, describe, eq
+from harness import wait_marked as _running, wait_marked_gone as _gone
 
 
 def _mark():
@@ -12,17 +13,7 @@ def _mark():
     return "%s=%s" % (k, v), {k: v}
 
 
-def _running(mark, n, seconds=5):
-    return wait_until(lambda: len(procs_with_env(mark)) >= n and procs_with_env(mark), seconds,
-                      "%d processes of the command to run" % n)
 
-
-def _gone(mark, what, seconds=5):
-    end = time.monotonic() + seconds * SLOW
-    while procs_with_env(mark) and time.monotonic() < end:
-        time.sleep(0.05)
-    left = procs_with_env(mark)
-    check(not left, "processes of the %s command survive: %s" % (what, describe(left)))
 
 
 def _escaping_command(env, tail="sleep 100"):

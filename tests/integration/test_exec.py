@@ -2,10 +2,10 @@
 killing the whole process group on timeout/cancel, and 403 without --allow-exec."""
 import os
 import sys
-import time
 import uuid
 
-from harness import (SHARED_WORKERS, SLOW, check, check_error, describe, eq, procs_with_env, wait_until)
+from harness import SHARED_WORKERS, check, check_error, describe, eq
+from harness import wait_marked as _marked, wait_marked_gone as _gone
 
 
 def _exec(d, args, wait=20, **extra):
@@ -153,17 +153,8 @@ def test_exec_invalid_args_400(ctx):
     eq(d.max_id(), before, "newest task id after bad requests")
 
 
-def _marked(mark, n, seconds=5):
-    return wait_until(lambda: len(procs_with_env(mark)) >= n and procs_with_env(mark), seconds,
-                      "%d processes of the command to run" % n)
 
 
-def _gone(mark, what, seconds=5):
-    end = time.monotonic() + seconds * SLOW
-    while procs_with_env(mark) and time.monotonic() < end:
-        time.sleep(0.05)
-    left = procs_with_env(mark)
-    check(not left, "processes of the %s command survive %.0fs later: %s" % (what, seconds * SLOW, describe(left)))
 
 
 def test_exec_timeout_kills_whole_process_group(ctx):

@@ -1,21 +1,13 @@
 """Stopping and crashing: graceful SIGTERM/SIGINT, the shutdown grace, kill -9 and restart."""
 import os
 import signal
-import sqlite3
 import threading
 import time
 import uuid
 
 from harness import (SLOW, between, check, check_error, describe, eq, proc_alive, procs_with_env,
                      wait_until)
-
-
-def _rows(db, q, params=()):
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return con.execute(q, params).fetchall()
-    finally:
-        con.close()
+from harness import db_rows as _rows
 
 
 def test_sigterm_finishes_running_task_503s_new_ones_keeps_queue(ctx):

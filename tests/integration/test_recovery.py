@@ -5,22 +5,16 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import struct
 import time
 
 from harness import SLOW, between, check, check_error, describe, eq, proc_alive, short
+from harness import db_rows as _rows
 
 JOURNAL_MAGIC = 0x4a504b54
 JOURNAL_REC = struct.Struct("=qiI")   # int64 id, int32 attempt, uint32 magic; host order, 16 bytes
 
 
-def _rows(db, q, params=()):
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return con.execute(q, params).fetchall()
-    finally:
-        con.close()
 
 
 def _journal(db, n):
