@@ -79,8 +79,9 @@ static pid_t proc_ppid(pid_t pid)
     return (pid_t)v;
 }
 
-/* One pass: signals the descendants of root seen now.  Returns how many, or -1. */
-static int proc_pass(pid_t root, int sig)
+/* One pass: signals the descendants of root seen now, but for the subtrees
+ * of the children in keep.  Returns how many, or -1. */
+static int proc_pass(pid_t root, const pid_t *keep, int nkeep, int sig)
 {
     pid_t pids[PROC_MAX], ppids[PROC_MAX];
     bool mark[PROC_MAX];
@@ -113,6 +114,8 @@ static int proc_pass(pid_t root, int sig)
             if (mark[i])
                 continue;
             bool child = ppids[i] == root;
+            for (int k = 0; child && k < nkeep; k++)
+                child = pids[i] != keep[k];
             for (int k = 0; !child && k < n; k++)
                 child = mark[k] && pids[k] == ppids[i];
             if (child) {
@@ -129,10 +132,15 @@ static int proc_pass(pid_t root, int sig)
 
 int proc_kill_descendants(pid_t root, int sig)
 {
+    return proc_kill_strays(root, NULL, 0, sig);
+}
+
+int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig)
+{
     int total = 0;
 
     for (int pass = 0; pass < PROC_PASSES; pass++) {
-        int hit = proc_pass(root, sig);
+        int hit = proc_pass(root, keep, n, sig);
         if (hit < 0)
             return pass == 0 ? -1 : total;
         if (hit == 0)

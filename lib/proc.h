@@ -17,4 +17,11 @@
  */
 int proc_kill_descendants(pid_t root, int sig);
 
+/*
+ * Like proc_kill_descendants, but spares the children of root listed in
+ * keep (n of them) and their descendants: for a subreaper that inherited
+ * strays beside the children it means to keep.  Same return.
+ */
+int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig);
+
 #endif

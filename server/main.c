@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -321,6 +322,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    /* Orphans of our workers' commands come to us, not to init, so the pool
+     * can end them when a worker dies (see pool_kill_strays). */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warn("cannot become a child subreaper: %s", strerror(errno));
 
     log_info("taskpoold %s starting: db %s, %d workers%s%s", TASKPOOL_VERSION, cfg.db_path,
              cfg.workers, cfg.allow_exec ? ", exec allowed" : "",

@@ -326,6 +326,24 @@ static void pool_on_readable(struct pool_worker *w)
     }
 }
 
+/*
+ * The daemon is a child subreaper: when a worker dies unplanned (killed from
+ * outside, crashed), what its commands started, even what left its process
+ * group, is reparented to us.  Kill all of it, sparing the workers.
+ */
+static void pool_kill_strays(void)
+{
+    pid_t keep[512];
+    int n = 0;
+
+    for (int i = 0; i < pool.nslots && n < (int)(sizeof keep / sizeof keep[0]); i++)
+        if (pool.slots[i].state != SLOT_FREE)
+            keep[n++] = pool.slots[i].pid;
+    int hit = proc_kill_strays(getpid(), keep, n, SIGKILL);
+    if (hit > 0)
+        log_info("killed %d process(es) left behind by a dead worker", hit);
+}
+
 static void pool_describe_exit(int status, char *buf, size_t size)
 {
     if (WIFSIGNALED(status))
@@ -360,7 +378,8 @@ static void pool_reap(int64_t now)
                 w = &pool.slots[i];
         pool_describe_exit(status, how, sizeof how);
         if (w == NULL) {
-            log_warn("unknown child %ld %s", (long)pid, how);
+            /* An orphan we inherited as subreaper: a task's leftover. */
+            log_info("reaped process %ld, left behind by a task: it %s", (long)pid, how);
             continue;
         }
         pool_close_channel(w);
@@ -370,6 +389,7 @@ static void pool_reap(int64_t now)
         }
         if (w->exit_reason == NULL) {
             pool.stats.restarts_unplanned++;
+            pool_kill_strays();   /* what the dead worker had started is ours now */
             if (now - w->started_mono < POOL_SICK_MS || WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
                 int64_t delay = 100LL << (pool.sick_streak < 7 ? pool.sick_streak : 7);
                 pool.sick_streak++;

@@ -1,5 +1,6 @@
 """Nothing a task started outlives it, even processes that left the worker's
 process group (setsid) or whose parent already exited."""
+import os
 import signal
 import time
 import uuid
@@ -72,3 +73,21 @@ def test_kill_9_of_the_daemon_kills_setsid_escapees(ctx):
     d.signal(signal.SIGKILL)
     d.wait_exit(5)
     _gone(mark, "orphaned")
+
+
+def test_worker_killed_from_outside_takes_setsid_escapees_along(ctx):
+    """The worker dies mid-task (SIGKILL from outside, so no handler runs): what its
+    command started, even outside its process group, must not run on."""
+    d = ctx.daemon("--allow-exec", workers=1)
+    d.wait_pool(1)
+    mark, env = _mark()
+    body = _escaping_command(env)
+    body["max_attempts"] = 1
+    t = d.submit(body)
+    _running(mark, 2)
+    t = d.wait_status(t["id"], "running")
+    os.kill(t["worker_pid"], signal.SIGKILL)
+    t = d.wait_terminal(t["id"], 10)
+    eq((t["status"], t["error"]["code"]), ("failed", "worker_died"), "status / error.code")
+    _gone(mark, "orphaned")
+    d.wait_pool(1)
