@@ -612,13 +612,16 @@ int http_start(const struct config *cfg)
         freeaddrinfo(ai);
         return -1;
     }
-    if (ai->ai_family == AF_INET6)
+    bool ai_family_is6 = ai->ai_family == AF_INET6;
+    if (ai_family_is6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, host, sizeof host);
     else
         inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, host, sizeof host);
     freeaddrinfo(ai);
     info = MHD_get_daemon_info(http.daemon, MHD_DAEMON_INFO_BIND_PORT);
-    log_info("listening on %s:%u", host, info ? (unsigned)info->port : (unsigned)cfg->listen_port);
+    unsigned port_no = info ? (unsigned)info->port : (unsigned)cfg->listen_port;
+    log_info("listening on %s:%u (dashboard: http://%s%s%s:%u/)", host, port_no,
+             ai_family_is6 ? "[" : "", host, ai_family_is6 ? "]" : "", port_no);
     return 0;
 }
 
