@@ -418,11 +418,11 @@ static void pool_reap(int64_t now)
 
 static void pool_do_cancels(void)
 {
-    struct pool_cancel *todo;
+    struct pool_cancel *reqs;
     size_t n;
 
     pthread_mutex_lock(&pool.lock);
-    todo = pool.cancels;
+    reqs = pool.cancels;
     n = pool.ncancels;
     pool.cancels = NULL;
     pool.ncancels = pool.cancels_cap = 0;
@@ -430,7 +430,7 @@ static void pool_do_cancels(void)
     for (size_t i = 0; i < n; i++) {
         for (int k = 0; k < pool.nslots; k++) {
             struct pool_worker *w = &pool.slots[k];
-            if (w->state != SLOT_BUSY || w->pid != todo[i].pid || w->task_id != todo[i].id)
+            if (w->state != SLOT_BUSY || w->pid != reqs[i].pid || w->task_id != reqs[i].id)
                 continue;
             log_info("task %lld cancelled: killing worker %ld", (long long)w->task_id,
                      (long)w->pid);
@@ -438,7 +438,7 @@ static void pool_do_cancels(void)
             pool_set_state(w, SLOT_EXITING, 0);   /* the engine has settled it */
         }
     }
-    free(todo);
+    free(reqs);
 }
 
 static void pool_do_timeouts(int64_t now)

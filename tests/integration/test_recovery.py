@@ -187,7 +187,7 @@ def test_chunked_body_over_1mib_gets_413(ctx):
     try:
         sock.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        # A valid JSON document of 1.5 MiB: {"kind":"echo","args":"xxx...x"}
+        # A valid JSON document of 1.5 MiB: {"kind":"echo","args":"aaa...a"}
         payload = b'{"kind":"echo","args":"' + b"x" * (3 * 512 * 1024 - 25) + b'"}'
         eq(len(payload), 3 * 512 * 1024, "payload size")
         sent_all = True
