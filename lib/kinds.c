@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ int kind_only_fields(const cJSON *obj, const char *const *names, const char *pre
                      size_t size)
 {
     const cJSON *f;
+    uint32_t seen = 0;             /* names[i] seen: bit i (lists are short) */
 
     cJSON_ArrayForEach(f, obj) {
         int i;
@@ -54,6 +56,12 @@ int kind_only_fields(const cJSON *obj, const char *const *names, const char *pre
             snprintf(msg, size, "field '%s%.64s' is not known", prefix, f->string);
             return -1;
         }
+        /* cJSON keeps both and we would read the first: refuse rather than guess. */
+        if (i < 32 && (seen & (1u << i))) {
+            snprintf(msg, size, "field '%s%s' appears more than once", prefix, names[i]);
+            return -1;
+        }
+        seen |= i < 32 ? 1u << i : 0;
     }
     return 0;
 }

@@ -39,7 +39,8 @@ struct kind {
 
 /*
  * Refuses any member of obj not named in names (NULL-terminated): an unknown
- * field is most often a typo.  prefix names where obj sits ("" or "args.").
+ * field is most often a typo.  A name given twice is refused too.  prefix
+ * names where obj sits ("" or "args.").
  * Returns 0, or -1 with msg filled.
  */
 int kind_only_fields(const struct cJSON *obj, const char *const *names, const char *prefix,

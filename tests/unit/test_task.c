@@ -253,6 +253,14 @@ static void test_request_with_unknown_top_level_field_is_invalid_field(void **st
     REJECT_FIELD("{\"kind\":\"echo\",\"Priority\":1}", "Priority");
 }
 
+static void test_request_with_a_field_given_twice_is_invalid_field(void **state)
+{
+    (void)state;
+    REJECT_FIELD("{\"kind\":\"echo\",\"kind\":\"sleep\"}", "kind");
+    REJECT_FIELD("{\"kind\":\"echo\",\"priority\":1,\"priority\":2}", "priority");
+    REJECT_ARG("{\"kind\":\"sleep\",\"args\":{\"seconds\":1,\"seconds\":2}}", "args.seconds");
+}
+
 static void test_request_without_string_kind_is_invalid_field(void **state)
 {
     (void)state;
@@ -931,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_request_with_nul_byte_inside_is_refused),
         cmocka_unit_test(test_request_body_that_is_not_an_object_is_refused),
         cmocka_unit_test(test_request_with_unknown_top_level_field_is_invalid_field),
+        cmocka_unit_test(test_request_with_a_field_given_twice_is_invalid_field),
         cmocka_unit_test(test_request_without_string_kind_is_invalid_field),
         cmocka_unit_test(test_request_with_unknown_kind_is_unknown_kind),
         cmocka_unit_test(test_request_with_overlong_kind_is_refused_without_overflow),
