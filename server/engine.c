@@ -109,6 +109,7 @@ static struct {
     uint64_t              next_seq;
     struct engine_op     *ops_head, *ops_tail;
     struct engine_waiter  waiters;       /* sentinel of the deadline list */
+    int64_t               waiters_due;   /* no deadline is before this; 0 = no waiter */
     struct engine_stats   stats;
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -193,6 +194,10 @@ static int engine_waiter_add(struct engine_live *live, int64_t until, engine_don
     w->arg = arg;
     w->task_next = live->waiters;
     live->waiters = w;
+    if (engine.waiters_due == 0 || until < engine.waiters_due) {
+        engine.waiters_due = until;
+        pthread_cond_signal(&engine.wake);   /* the writer may be sleeping past it */
+    }
     w->next = &engine.waiters;
     w->prev = engine.waiters.prev;
     engine.waiters.prev->next = w;
@@ -246,11 +251,18 @@ static void engine_waiters_wake(struct engine_live *live, struct engine_calls *c
     live->waiters = NULL;
 }
 
-/* Answers waiters whose time has come; returns the earliest remaining deadline (0 = none). */
+/*
+ * Answers waiters whose time has come; returns the earliest remaining
+ * deadline (0 = none).  The list is walked only when a deadline may have
+ * passed: the writer calls this once per batch, with any number of waiters.
+ */
 static int64_t engine_waiters_expire(int64_t now, struct engine_calls *calls)
 {
     struct engine_waiter *w = engine.waiters.next, *next;
     int64_t earliest = 0;
+
+    if (engine.waiters_due == 0 || now < engine.waiters_due)
+        return engine.waiters_due;
 
     for (; w != &engine.waiters; w = next) {
         next = w->next;
@@ -267,6 +279,7 @@ static int64_t engine_waiters_expire(int64_t now, struct engine_calls *calls)
         engine_calls_add(calls, w->done, w->arg, true);
         free(w);
     }
+    engine.waiters_due = earliest;
     return earliest;
 }
 
@@ -724,16 +737,16 @@ int engine_start(const struct config *cfg)
         goto fail;
     }
     requeued = store_recover(engine.store, engine_now());
-    if (requeued >= 0 && store_sync(engine.store) == 0) {
-        /* What the journal said is in the database now: start it afresh. */
-        struct journal *j = journal_open(cfg->db_path);
-        int rc = j != NULL ? journal_reset(j) : -1;
-        journal_close(j);
-        if (rc < 0)
-            goto fail;
-    }
+    if (requeued < 0 || store_sync(engine.store) < 0)
+        goto fail;
+    /* What the journal said is in the database now: start it afresh. */
+    struct journal *j = journal_open(cfg->db_path);
+    int rc = j != NULL ? journal_reset(j) : -1;
+    journal_close(j);
+    if (rc < 0)
+        goto fail;
     /* Counts first: loading may fail tasks, and that is counted as a change. */
-    if (requeued < 0 || store_count_by_status(engine.store, engine.stats.counts) < 0 ||
+    if (store_count_by_status(engine.store, engine.stats.counts) < 0 ||
         store_load_queued(engine.store, engine_load_one, NULL) < 0)
         goto fail;
     engine.next_id = store_max_id(engine.store);

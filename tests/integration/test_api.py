@@ -418,3 +418,20 @@ def test_keep_alive_connection_serves_many_requests(ctx):
                 eq(body["status"], "succeeded", "status")
     finally:
         conn.close()
+
+
+def test_short_waits_end_when_their_time_is_up(ctx):
+    d = ctx.shared()
+    t = d.submit({"kind": "sleep", "args": {"seconds": 3}})
+    d.wait_status(t["id"], "running")
+    # Nothing else happens meanwhile: the deadline itself must end each wait.
+    for i in range(3):
+        g = d.get(t["id"], wait=0.2)
+        eq((g.status, g.json["status"]), (200, "running"), "GET ?wait=0.2 #%d" % i)
+        between(g.elapsed, 0.19, 0.2 + 0.15 * SLOW, "GET ?wait=0.2 #%d response time (s)" % i)
+        time.sleep(0.37)
+    r = d.post({"kind": "sleep", "args": {"seconds": 3}}, wait=0.2, timeout=10)
+    eq(r.status, 201, "POST ?wait=0.2")
+    between(r.elapsed, 0.19, 0.2 + 0.15 * SLOW, "POST ?wait=0.2 response time (s)")
+    for tid in (t["id"], r.json["id"]):
+        eq(d.cancel(tid).status, 200, "cancel of sleep %d" % tid)
