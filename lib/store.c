@@ -405,8 +405,10 @@ int store_mark_dispatched(struct store *st, int64_t id, int attempt)
     sqlite3_stmt *s = NULL;
     int rc;
 
+    /* 'running' too: a retry is journaled before its requeue is committed. */
     if (store_prepare(st->db, "UPDATE tasks SET status = 'running', attempts = ?2"
-                              " WHERE id = ?1 AND status = 'queued' AND attempts < ?2", &s) < 0)
+                              " WHERE id = ?1 AND status IN ('queued', 'running')"
+                              " AND attempts < ?2", &s) < 0)
         return -1;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, attempt);

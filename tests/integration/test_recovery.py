@@ -98,6 +98,25 @@ def test_journaled_start_without_committed_row_counts_as_a_run(ctx):
        "rows after restart")
 
 
+def test_journaled_retry_of_a_running_row_counts_as_a_run(ctx):
+    d = ctx.daemon(workers=1)
+    t = d.submit({"kind": "sleep", "args": {"seconds": 30}, "max_attempts": 2})
+    g = d.wait_status(t["id"], "running")
+    eq(g["attempts"], 1, "attempts of the running task")
+    _kill9(d)
+    # The crash window of a retry: the worker died, the task was queued again
+    # and sent to a new worker for its 2nd run (journaled), but neither the
+    # requeue nor the new start was committed: the row still says running, 1.
+    with open(d.db + "-dispatch-0", "ab") as f:
+        f.write(JOURNAL_REC.pack(t["id"], 2, JOURNAL_MAGIC))
+    eq(_rows(d.db, "select status, attempts from tasks where id = ?", (t["id"],)), [("running", 1)],
+       "the row before the restart")
+    d2 = ctx.daemon(workers=1, db=d.db, name="restarted daemon")
+    g = d2.wait_terminal(t["id"], 5)
+    eq((g["status"], g["attempts"], g["error"]["code"] if g["error"] else None),
+       ("failed", 2, "interrupted"), "a task whose 2nd and last run was journaled, after restart")
+
+
 def test_queued_exec_task_fails_when_restarted_without_allow_exec(ctx):
     d = ctx.daemon("--allow-exec", "--shutdown-grace", "1", workers=1)
     s = _busy_worker(d)
