@@ -83,6 +83,10 @@ int journal_append(struct journal *j, int64_t id, int32_t attempt, uint64_t seq)
     } while (n < 0 && errno == EINTR);
     if (n != (ssize_t)sizeof r) {
         log_error("%s: %s", j->path[j->cur], n < 0 ? strerror(errno) : "short write");
+        /* Records are read back 16 bytes at a time: a torn one must not
+         * shift every later one out of step. */
+        if (n > 0 && ftruncate(j->fd[j->cur], j->size) < 0)
+            log_error("%s: %s", j->path[j->cur], strerror(errno));
         return -1;
     }
     j->size += n;

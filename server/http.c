@@ -568,6 +568,9 @@ static void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
 

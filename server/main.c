@@ -184,8 +184,9 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             cfg->db_path = optarg;
             break;
         case OPT_WORKERS:
-            if (parse_int(optarg, 1, 256, &v) < 0)
-                return usage_error("--workers wants an integer from 1 to 256, got '%s'", optarg);
+            if (parse_int(optarg, 1, POOL_WORKERS_MAX, &v) < 0)
+                return usage_error("--workers wants an integer from 1 to %d, got '%s'",
+                                   POOL_WORKERS_MAX, optarg);
             cfg->workers = (int)v;
             break;
         case OPT_MAX_TASKS:
@@ -292,7 +293,7 @@ int main(int argc, char **argv)
         return worker_main(argc, argv);
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg.workers = ncpu > 0 ? (int)ncpu : 1;
+    cfg.workers = ncpu < 1 ? 1 : ncpu > POOL_WORKERS_MAX ? POOL_WORKERS_MAX : (int)ncpu;
     rc = parse_args(argc, argv, &cfg);
     if (rc >= 0) {
         free(cfg.token_env);

@@ -52,6 +52,8 @@ extern char **environ;
 #define POOL_BACKOFF_MAX_MS 10000
 #define POOL_STOP_WAIT_MS   3000     /* after closing channels, before SIGKILL */
 #define POOL_SEND_TIMEOUT_S 5        /* a TASK frame a worker does not take in this long */
+#define POOL_SLOTS_MAX (2 * POOL_WORKERS_MAX + 4)
+#define POOL_JOURNAL_RETRY_MS 1000   /* after the journal refused a write */
 
 enum pool_state { SLOT_FREE = 0, SLOT_STARTING, SLOT_IDLE, SLOT_BUSY, SLOT_EXITING };
 
@@ -82,6 +84,7 @@ static struct {
     bool                 stop;           /* set by pool_stop, under lock */
     int64_t              grace_until;
     int64_t              next_spawn_at;
+    int64_t              next_dispatch_at;   /* 0, or after a journal failure */
     int                  sick_streak;
     struct pool_cancel  *cancels;        /* requests from other threads, under lock */
     size_t               ncancels, cancels_cap;
@@ -333,10 +336,10 @@ static void pool_on_readable(struct pool_worker *w)
  */
 static void pool_kill_strays(void)
 {
-    pid_t keep[512];
+    pid_t keep[POOL_SLOTS_MAX];
     int n = 0;
 
-    for (int i = 0; i < pool.nslots && n < (int)(sizeof keep / sizeof keep[0]); i++)
+    for (int i = 0; i < pool.nslots; i++)
         if (pool.slots[i].state != SLOT_FREE)
             keep[n++] = pool.slots[i].pid;
     int hit = proc_kill_strays(getpid(), keep, n, SIGKILL);
@@ -388,9 +391,12 @@ static void pool_reap(int64_t now)
             engine_task_aborted(w->task_id, pid, TASK_FAILED, true, "worker_died", msg);
         }
         if (w->exit_reason == NULL) {
+            pthread_mutex_lock(&pool.lock);
             pool.stats.restarts_unplanned++;
+            pthread_mutex_unlock(&pool.lock);
             pool_kill_strays();   /* what the dead worker had started is ours now */
-            if (now - w->started_mono < POOL_SICK_MS || WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
+            if (now - w->started_mono < POOL_SICK_MS ||
+                (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL)) {
                 int64_t delay = 100LL << (pool.sick_streak < 7 ? pool.sick_streak : 7);
                 pool.sick_streak++;
                 if (delay > POOL_BACKOFF_MAX_MS)
@@ -475,17 +481,26 @@ static void pool_dispatch(int64_t now)
 {
     struct engine_dispatch d;
 
+    if (now < pool.next_dispatch_at)
+        return;
     for (int i = 0; i < pool.nslots; i++) {
         struct pool_worker *w = &pool.slots[i];
         if (w->state != SLOT_IDLE)
             continue;
         if (!engine_next_task(w->pid, w->ppid, &d))
-            return;
+            break;
+        if (journal_append(pool.journal, d.id, d.attempt, d.seq) < 0) {
+            /* A start we cannot record must not happen (a crash would run it
+             * again uncounted).  The worker is fine; the disk is not: wait. */
+            engine_task_unstart(d.id, w->pid);
+            free(d.payload);
+            pool.next_dispatch_at = now + POOL_JOURNAL_RETRY_MS;
+            break;
+        }
         w->deadline = d.timeout_ms > 0 ? now + d.timeout_ms : 0;
         pool_set_state(w, SLOT_BUSY, d.id);
         struct chan_part part = { d.payload, d.payload_len };
-        if (journal_append(pool.journal, d.id, d.attempt, d.seq) < 0 ||
-            chan_send(w->fd, CHAN_MSG_TASK, d.id, &part, 1) < 0) {
+        if (chan_send(w->fd, CHAN_MSG_TASK, d.id, &part, 1) < 0) {
             log_warn("worker %ld: cannot start task %lld: %s", (long)w->pid, (long long)d.id,
                      strerror(errno));
             engine_task_unstart(d.id, w->pid);   /* it never ran: the attempt does not count */
@@ -497,18 +512,22 @@ static void pool_dispatch(int64_t now)
     journal_committed(pool.journal, engine_committed_seq());
 }
 
-/* Milliseconds until the next thing the loop must do by itself. */
-static int pool_timeout(int64_t now)
+/*
+ * Milliseconds until the next thing the loop must do by itself.  While
+ * stopping nothing is spawned, so a pool below its size is no reason to wake.
+ */
+static int pool_timeout(int64_t now, bool spawning)
 {
     int64_t next = now + 1000;
+    bool short_handed = spawning && pool_active() < pool.cfg->workers;
 
-    if (pool_active() < pool.cfg->workers && now >= pool.next_spawn_at)
+    if (short_handed && now >= pool.next_spawn_at)
         return 0;
     for (int i = 0; i < pool.nslots; i++)
         if (pool.slots[i].state == SLOT_BUSY && pool.slots[i].deadline > 0 &&
             pool.slots[i].deadline < next)
             next = pool.slots[i].deadline;
-    if (pool.next_spawn_at > now && pool.next_spawn_at < next && pool_active() < pool.cfg->workers)
+    if (short_handed && pool.next_spawn_at > now && pool.next_spawn_at < next)
         next = pool.next_spawn_at;
     return next > now ? (int)(next - now) : 0;
 }
@@ -586,7 +605,7 @@ static void pool_run_stop(void)
                 }
             kill_at = now + POOL_STOP_WAIT_MS;
         }
-        wait = pool_timeout(now);
+        wait = pool_timeout(now, false);
         pool_poll(wait < 50 ? wait : 50);
     }
 }
@@ -598,7 +617,7 @@ static void *pool_main(void *unused)
         int64_t now = pool_now();
         bool stop;
 
-        pool_poll(pool_timeout(now));
+        pool_poll(pool_timeout(now, true));
         now = pool_now();
         pool_reap(now);
         pool_do_cancels();
@@ -629,6 +648,10 @@ int pool_start(const struct config *cfg)
     if (pool.journal == NULL)
         return -1;
     pool.nslots = cfg->workers * 2 + 4;   /* room for replacements while the dead await reaping */
+    if (pool.nslots > POOL_SLOTS_MAX) {
+        log_error("%d workers: at most %d", cfg->workers, POOL_WORKERS_MAX);
+        goto fail;
+    }
     pool.slots = calloc((size_t)pool.nslots, sizeof *pool.slots);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -708,31 +731,41 @@ static long pool_rss_kb(pid_t pid)
     return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* What other threads may read of a slot: the fields written under pool.lock. */
+struct pool_view {
+    pid_t           pid;
+    enum pool_state state;
+    int64_t         task_id;
+    int64_t         started_at;
+    int64_t         tasks_done;
+};
+
+/* On error obj may hold part of the answer; the caller drops it. */
 int pool_describe(cJSON *obj)
 {
-    struct pool_worker *copy;
+    struct pool_view copy[POOL_SLOTS_MAX];
     cJSON *list, *p;
     int n = 0, busy = 0;
     char when[40];
 
-    copy = calloc((size_t)(pool.nslots ? pool.nslots : 1), sizeof *copy);
-    if (copy == NULL)
-        return -1;
     pthread_mutex_lock(&pool.lock);
     for (int i = 0; i < pool.nslots; i++) {
-        enum pool_state st = pool.slots[i].state;
-        if (st == SLOT_IDLE || st == SLOT_BUSY || st == SLOT_STARTING)
-            copy[n++] = pool.slots[i];
+        const struct pool_worker *w = &pool.slots[i];
+        if (w->state == SLOT_IDLE || w->state == SLOT_BUSY || w->state == SLOT_STARTING)
+            copy[n++] = (struct pool_view){ w->pid, w->state, w->task_id, w->started_at,
+                                            w->tasks_done };
     }
     pthread_mutex_unlock(&pool.lock);
     list = cJSON_AddArrayToObject(obj, "workers");
     if (list == NULL)
-        goto fail;
+        return -1;
     for (int i = 0; i < n; i++) {
         cJSON *w = cJSON_CreateObject();
         long rss = pool_rss_kb(copy[i].pid);
-        if (w == NULL || !cJSON_AddItemToArray(list, w))
-            goto fail_item;
+        if (w == NULL || !cJSON_AddItemToArray(list, w)) {
+            cJSON_Delete(w);
+            return -1;
+        }
         busy += copy[i].state == SLOT_BUSY;
         task_format_time(copy[i].started_at, when, sizeof when);
         if (!cJSON_AddNumberToObject(w, "pid", copy[i].pid) ||
@@ -743,11 +776,7 @@ int pool_describe(cJSON *obj)
             !cJSON_AddStringToObject(w, "started_at", when) ||
             !(rss >= 0 ? cJSON_AddNumberToObject(w, "rss_kb", (double)rss)
                        : cJSON_AddNullToObject(w, "rss_kb")))
-            goto fail;
-        continue;
-fail_item:
-        cJSON_Delete(w);
-        goto fail;
+            return -1;
     }
     p = cJSON_AddObjectToObject(obj, "pool");
     if (p == NULL || !cJSON_AddNumberToObject(p, "size", pool.cfg->workers) ||
@@ -757,12 +786,8 @@ fail_item:
         !cJSON_AddNumberToObject(p, "idle", n - busy) ||
         !cJSON_AddNumberToObject(p, "cpu_count", (double)sysconf(_SC_NPROCESSORS_ONLN)) ||
         !cJSON_AddNumberToObject(p, "daemon_pid", getpid()))
-        goto fail;
-    free(copy);
+        return -1;
     return 0;
-fail:
-    free(copy);
-    return -1;
 }
 
 void pool_stats_get(struct pool_stats *out)

@@ -14,6 +14,8 @@
 
 struct cJSON;
 
+#define POOL_WORKERS_MAX 256       /* --workers; the scoreboard has 2x + 4 slots */
+
 /* Named exit codes of a worker process. */
 enum worker_exit {
     WORKER_EXIT_OK = 0,            /* channel closed: retired or shutdown */

@@ -159,3 +159,27 @@ def test_restart_on_same_db_keeps_history(ctx):
     eq(g, t, "task (without usage) after a restart")
     n = d2.submit({"kind": "echo"}, wait=5)["id"]
     check(n > t["id"], "new id %d after restart is not above %d" % (n, t["id"]))
+
+
+def _cpu_ticks(pid):
+    """utime + stime of pid, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_daemon_idles_while_it_waits_out_the_shutdown_grace(ctx):
+    d = ctx.daemon("--shutdown-grace", "30", workers=2)
+    d.wait_pool(2)
+    a = d.submit({"kind": "sleep", "args": {"seconds": 2.5}})
+    d.wait_status(a["id"], "running")
+    d.signal(signal.SIGTERM)
+    time.sleep(0.3)   # the idle worker is told to exit; the busy one keeps running
+    t0, c0 = time.monotonic(), _cpu_ticks(d.proc.pid)
+    time.sleep(1.5)
+    used = (_cpu_ticks(d.proc.pid) - c0) / os.sysconf("SC_CLK_TCK")
+    wall = time.monotonic() - t0
+    check(used < 0.1 * wall * SLOW, "the stopping daemon used %.2f s of CPU in %.2f s of grace (a busy loop)"
+          % (used, wall))
+    eq(d.wait_exit(10), 0, "exit status once the task finished")
+    eq(d.sql("select status from tasks where id = ?", (a["id"],)), [("succeeded",)], "the task finished in the grace")
