@@ -3,6 +3,14 @@
  *
  * Written for signal handlers: no stdio, no malloc, no locale; /proc is read
  * with open/getdents64/read into buffers on the stack.
+ *
+ * One pass reads every process's parent into a table sorted by pid, then
+ * decides for each process whether root is among its ancestors by walking
+ * the parent links through the table (binary search), remembering each
+ * verdict so that every link is followed once: O(n log n) for n processes
+ * on the host, which matters because a pass runs after every exec task.
+ * Processes beyond the table's size (a host with more than PROC_MAX) are not
+ * skipped: their ancestry is read from /proc link by link, slower but whole.
  */
 #include "proc.h"
 
@@ -13,8 +21,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define PROC_MAX    4096     /* processes considered in one pass */
+#ifndef PROC_MAX              /* tests make it small, to exercise the overflow */
+#define PROC_MAX    16384    /* processes one pass keeps in its table (~150 KiB of stack) */
+#endif
+#define PROC_DEPTH  256      /* ancestors followed before giving up on a chain */
 #define PROC_PASSES 4
+
+enum { PROC_UNKNOWN = 0, PROC_BELOW, PROC_OUTSIDE };
 
 struct proc_dirent64 {
     uint64_t       d_ino;
@@ -22,6 +35,20 @@ struct proc_dirent64 {
     unsigned short d_reclen;
     unsigned char  d_type;
     char           d_name[];
+};
+
+struct proc_table {
+    int           n;
+    pid_t         pid[PROC_MAX];
+    pid_t         ppid[PROC_MAX];      /* -1 gone or unreadable, -2 zombie */
+    unsigned char verdict[PROC_MAX];
+};
+
+/* What one pass is about: root's descendants, but for the subtrees in keep. */
+struct proc_scope {
+    pid_t        root;
+    const pid_t *keep;
+    int          nkeep;
 };
 
 /* A decimal pid, or -1 if s is not one. */
@@ -79,54 +106,168 @@ static pid_t proc_ppid(pid_t pid)
     return (pid_t)v;
 }
 
-/* One pass: signals the descendants of root seen now, but for the subtrees
- * of the children in keep.  Returns how many, or -1. */
-static int proc_pass(pid_t root, const pid_t *keep, int nkeep, int sig)
+static bool proc_kept(const struct proc_scope *sc, pid_t pid)
 {
-    pid_t pids[PROC_MAX], ppids[PROC_MAX];
-    bool mark[PROC_MAX];
-    char buf[8192];
-    int n = 0, fd, hit = 0;
-    long got;
-    bool grew;
+    for (int k = 0; k < sc->nkeep; k++)
+        if (sc->keep[k] == pid)
+            return true;
+    return false;
+}
 
+/* Index of pid in the sorted table, or -1. */
+static int proc_find(const struct proc_table *t, pid_t pid)
+{
+    int lo = 0, hi = t->n - 1;
+
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (t->pid[mid] == pid)
+            return mid;
+        if (t->pid[mid] < pid)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+static void proc_swap(struct proc_table *t, int a, int b)
+{
+    pid_t p = t->pid[a], pp = t->ppid[a];
+
+    t->pid[a] = t->pid[b];
+    t->ppid[a] = t->ppid[b];
+    t->pid[b] = p;
+    t->ppid[b] = pp;
+}
+
+static void proc_sift(struct proc_table *t, int i, int n)
+{
+    for (;;) {
+        int big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && t->pid[l] > t->pid[big])
+            big = l;
+        if (r < n && t->pid[r] > t->pid[big])
+            big = r;
+        if (big == i)
+            return;
+        proc_swap(t, i, big);
+        i = big;
+    }
+}
+
+/* Heapsort by pid: /proc usually lists pids in order, but nothing promises it. */
+static void proc_sort(struct proc_table *t)
+{
+    bool sorted = true;
+
+    for (int i = 1; i < t->n && sorted; i++)
+        sorted = t->pid[i - 1] < t->pid[i];
+    if (sorted)
+        return;
+    for (int i = t->n / 2 - 1; i >= 0; i--)
+        proc_sift(t, i, t->n);
+    for (int end = t->n - 1; end > 0; end--) {
+        proc_swap(t, 0, end);
+        proc_sift(t, 0, end);
+    }
+}
+
+/*
+ * Whether the process at index i is below root (outside the kept
+ * subtrees), following parent links through the table and recording the
+ * verdict on every process of the chain.
+ */
+static bool proc_below(struct proc_table *t, const struct proc_scope *sc, int i)
+{
+    int chain[PROC_DEPTH], len = 0, at = i;
+    unsigned char v = PROC_OUTSIDE;
+
+    while (at >= 0 && len < PROC_DEPTH) {
+        if (t->verdict[at] != PROC_UNKNOWN) {
+            v = t->verdict[at];
+            break;
+        }
+        chain[len++] = at;
+        pid_t parent = t->ppid[at];
+        if (parent == sc->root) {
+            v = proc_kept(sc, t->pid[at]) ? PROC_OUTSIDE : PROC_BELOW;
+            break;
+        }
+        if (parent <= 1)
+            break;                 /* init, the kernel, a zombie, or gone */
+        at = proc_find(t, parent);
+    }
+    while (len > 0)
+        t->verdict[chain[--len]] = v;
+    return v == PROC_BELOW;
+}
+
+/* Like proc_below for a process not in the table: the links are read from /proc. */
+static bool proc_below_untabled(const struct proc_table *t, const struct proc_scope *sc,
+                                pid_t pid)
+{
+    for (int depth = 0; depth < PROC_DEPTH; depth++) {
+        pid_t parent = proc_ppid(pid);
+        if (parent == sc->root)
+            return !proc_kept(sc, pid);
+        if (parent <= 1)
+            return false;
+        int at = proc_find(t, parent);
+        if (at >= 0 && t->verdict[at] != PROC_UNKNOWN)
+            return t->verdict[at] == PROC_BELOW;
+        pid = parent;
+    }
+    return false;
+}
+
+/* One pass: signals the descendants of sc->root seen now.  Returns how many, or -1. */
+static int proc_pass(const struct proc_scope *sc, int sig)
+{
+    struct proc_table t;
+    char buf[8192];
+    int fd, hit = 0;
+    long got;
+
+    t.n = 0;
     fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < got && n < PROC_MAX;) {
+        for (long off = 0; off < got && t.n < PROC_MAX;) {
             struct proc_dirent64 *d = (struct proc_dirent64 *)(buf + off);
             pid_t pid = proc_parse_pid(d->d_name);
             off += d->d_reclen;
-            if (pid <= 0 || pid == root)
+            if (pid <= 0 || pid == sc->root)
                 continue;
-            pids[n] = pid;
-            ppids[n] = proc_ppid(pid);
-            mark[n] = false;
-            n++;
+            t.pid[t.n] = pid;
+            t.ppid[t.n] = proc_ppid(pid);
+            t.verdict[t.n] = PROC_UNKNOWN;
+            t.n++;
+        }
+        if (t.n == PROC_MAX)
+            break;                 /* the rest is read below, after the table */
+    }
+    proc_sort(&t);
+    for (int i = 0; i < t.n; i++)
+        if (proc_below(&t, sc, i) && kill(t.pid[i], sig) == 0)
+            hit++;
+    /* Whatever did not fit: read the directory again, skipping what is in the table. */
+    if (t.n == PROC_MAX) {
+        lseek(fd, 0, SEEK_SET);
+        while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < got;) {
+                struct proc_dirent64 *d = (struct proc_dirent64 *)(buf + off);
+                pid_t pid = proc_parse_pid(d->d_name);
+                off += d->d_reclen;
+                if (pid <= 0 || pid == sc->root || proc_find(&t, pid) >= 0)
+                    continue;
+                if (proc_below_untabled(&t, sc, pid) && kill(pid, sig) == 0)
+                    hit++;
+            }
         }
     }
     close(fd);
-    /* Mark the children of root, then their children, until nothing changes. */
-    do {
-        grew = false;
-        for (int i = 0; i < n; i++) {
-            if (mark[i])
-                continue;
-            bool child = ppids[i] == root;
-            for (int k = 0; child && k < nkeep; k++)
-                child = pids[i] != keep[k];
-            for (int k = 0; !child && k < n; k++)
-                child = mark[k] && pids[k] == ppids[i];
-            if (child) {
-                mark[i] = true;
-                grew = true;
-            }
-        }
-    } while (grew);
-    for (int i = 0; i < n; i++)
-        if (mark[i] && kill(pids[i], sig) == 0)
-            hit++;
     return hit;
 }
 
@@ -137,10 +278,11 @@ int proc_kill_descendants(pid_t root, int sig)
 
 int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig)
 {
+    struct proc_scope sc = { root, keep, n };
     int total = 0;
 
     for (int pass = 0; pass < PROC_PASSES; pass++) {
-        int hit = proc_pass(root, keep, n, sig);
+        int hit = proc_pass(&sc, sig);
         if (hit < 0)
             return pass == 0 ? -1 : total;
         if (hit == 0)
