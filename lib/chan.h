@@ -94,14 +94,15 @@ int chan_send(int fd, uint32_t type, int64_t task_id,
               const struct chan_part *parts, size_t n);
 
 /*
- * The largest RESULT payload, given the exec output cap: two streams, each
- * JSON-escaped at up to 6 bytes a byte, or a built-in's result (a few times
- * its 1 MiB args at most), whichever is larger.  A worker that would send
- * more reports the error "result_too_large" instead.
+ * The largest RESULT payload, given the exec output cap: two full streams,
+ * each JSON-escaped at up to 6 bytes a byte, with room for the rest of the
+ * frame (keys, code, message: the worker keeps 64 KiB of it free), or a
+ * built-in's result (a few times its 1 MiB args at most), whichever is
+ * larger.  A worker that would send more reports "result_too_large" instead.
  */
 static inline size_t chan_result_max(size_t max_output)
 {
-    size_t exec = 12 * max_output + 64 * 1024, builtin = 16 * 1024 * 1024;
+    size_t exec = 12 * max_output + 128 * 1024, builtin = 16 * 1024 * 1024;
     return exec > builtin ? exec : builtin;
 }
 

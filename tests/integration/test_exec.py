@@ -137,6 +137,16 @@ def test_exec_max_output_flag_truncates(ctx):
     _result(t, truncated=False, stdout="y" * 1000, exit_code=0)
 
 
+def test_exec_two_full_streams_of_control_bytes_fit_any_max_output(ctx):
+    # Each \x01 is 6 bytes once JSON-escaped: the frame must hold 12 x --max-output and the keys.
+    n = 1500000
+    d = ctx.daemon("--allow-exec", "--max-output", str(n), workers=1)
+    script = "head -c %d /dev/zero | tr '\\0' '\\1'; head -c %d /dev/zero | tr '\\0' '\\1' >&2" % (n, n)
+    t = _exec(d, {"argv": ["/bin/sh", "-c", script]}, wait=60)
+    r = _result(t, truncated=False, exit_code=0)
+    eq((r["stdout"], r["stderr"]), ("\x01" * n, "\x01" * n), "both streams, whole")
+
+
 def test_exec_invalid_args_400(ctx):
     d = ctx.shared()
     before = d.max_id()
