@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "exec.h"
+#include "json.h"
 
 /* Sets a successful outcome from a cJSON value (consumed).  0 / -1 (ENOMEM). */
 static int kind_succeed(struct kind_outcome *out, cJSON *result)
@@ -22,7 +23,7 @@ static int kind_succeed(struct kind_outcome *out, cJSON *result)
     if (result == NULL)
         return -1;
     out->ok = true;
-    out->result = cJSON_PrintUnformatted(result);
+    out->result = json_print(result);
     cJSON_Delete(result);
     return out->result != NULL ? 0 : -1;
 }
@@ -72,7 +73,7 @@ static int echo_run(const cJSON *args, const struct kind_limits *lim, struct kin
 {
     (void)lim;
     out->ok = true;
-    out->result = cJSON_PrintUnformatted(args);
+    out->result = json_print(args);
     return out->result != NULL ? 0 : -1;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
 #include "kinds.h"
 #include "utf8.h"
 
@@ -102,35 +103,6 @@ static int task_int_field(const cJSON *body, const char *name, int64_t lo, int64
     return 0;
 }
 
-/*
- * What cJSON would accept but could not give back exactly: invalid UTF-8
- * (it would pass straight into our JSON output) and \u0000 in a string (C
- * strings end there, so echo would return less than it got).  0 / -1.
- */
-static int task_text_check(const char *body, size_t len, struct task_error *err)
-{
-    bool in_string = false;
-
-    if (!utf8_valid(body, len)) {
-        task_error_set(err, "invalid_json", "request body is not valid UTF-8");
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!in_string) {
-            in_string = body[i] == '"';
-        } else if (body[i] == '"') {
-            in_string = false;
-        } else if (body[i] == '\\') {
-            if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0) {
-                task_error_set(err, "invalid_json", "strings must not contain \\u0000");
-                return -1;
-            }
-            i++;   /* the escaped character cannot end the string */
-        }
-    }
-    return 0;
-}
-
 /* True if every number in v is finite: 1e999 parses as infinity and would print as null. */
 static bool task_numbers_finite(const cJSON *v)
 {
@@ -149,26 +121,28 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
 {
     cJSON *root = NULL;
     const cJSON *kind_json, *args;
-    const char *end = NULL;
     const struct kind *k;
     struct task *t = NULL;
-    char msg[200];
+    char msg[200], why[120];
     int64_t priority = 0, timeout_ms = 0, max_attempts = 1;
     static const char *const known[] = { "kind", "args", "priority", "timeout_ms",
                                          "max_attempts", NULL };
 
-    /* ParseWithLength alone stops after the first value: "{...} junk" must not pass. */
-    root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (root != NULL) {
-        while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-            end++;
+    /* cJSON is lenient (01, 1., raw control characters) and ignores what
+     * follows the first value: check the text strictly first. */
+    if (!utf8_valid(body, len)) {
+        task_error_set(err, "invalid_json", "request body is not valid UTF-8");
+        goto fail;
     }
-    if (root == NULL || end != body + len) {
+    if (json_check(body, len, why, sizeof why) < 0) {
+        task_error_set(err, "invalid_json", "request body is not valid JSON: %s", why);
+        goto fail;
+    }
+    root = cJSON_ParseWithLength(body, len);
+    if (root == NULL) {
         task_error_set(err, "invalid_json", "request body is not valid JSON");
         goto fail;
     }
-    if (task_text_check(body, len, err) < 0)
-        goto fail;
     if (!task_numbers_finite(root)) {
         task_error_set(err, "invalid_json", "a number is too large for a double (e.g. 1e999)");
         goto fail;
@@ -221,7 +195,7 @@ struct task *task_from_request(const char *body, size_t len, bool allow_exec,
     if (t == NULL)
         goto oom;
     snprintf(t->kind, sizeof t->kind, "%s", k->name);
-    t->args = args != NULL ? cJSON_PrintUnformatted(args) : strdup("{}");
+    t->args = args != NULL ? json_print(args) : strdup("{}");
     if (t->args == NULL)
         goto oom;
     t->status = TASK_QUEUED;

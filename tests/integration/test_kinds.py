@@ -37,6 +37,19 @@ def test_echo_returns_args_exactly(ctx):
         eq(t["attempts"], 1, "attempts")
 
 
+def test_echo_returns_numbers_as_the_same_doubles(ctx):
+    d = ctx.shared()
+    body = ('{"kind":"echo","args":{"max_safe":9007199254740991,"sum":0.30000000000000004,'
+            '"max":1.7976931348623157e308,"tiny":5e-324,"neg":-2.5}}')
+    r = d.request("POST", "/api/v1/tasks?wait=5", body=body.encode())
+    eq(r.status, 201, "POST echo")
+    want = json.loads(body)["args"]
+    eq(r.json["args"], want, "args as stored")
+    eq(r.json["result"], want, "result of echo")
+    t = _run(d, "square", {"numbers": [0.1, 3037000499]})
+    eq(t["result"], {"results": [0.1 * 0.1, 3037000499 * 3037000499]}, "square of 0.1 and of 3037000499")
+
+
 def test_echo_preserves_control_chars_and_refuses_nul(ctx):
     """Echo gives back control characters exactly.  U+0000 cannot survive cJSON's C
     strings, so rather than return less than it got, the daemon refuses it up front."""

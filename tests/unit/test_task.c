@@ -209,6 +209,20 @@ static void test_request_invalid_json_is_invalid_json(void **state)
     REJECT("{\"kind\":\"echo\"} trailing", "invalid_json", NULL);
     REJECT("{\"kind\":\"echo\"}{\"kind\":\"echo\"}", "invalid_json", NULL);
     REJECT("{\"kind\":\"echo\",\"args\":[1,2}", "invalid_json", NULL);
+    /* What cJSON alone would take. */
+    REJECT("{\"kind\":\"echo\",\"args\":[01]}", "invalid_json", NULL);
+    REJECT("{\"kind\":\"echo\",\"args\":[1.]}", "invalid_json", NULL);
+    REJECT("{\"kind\":\"echo\",\"args\":[-.5]}", "invalid_json", NULL);
+    REJECT("{\"kind\":\"echo\",\"args\":\"tab\there\"}", "invalid_json", NULL);
+    REJECT("{\"kind\":\"echo\",\"args\":\"\\uD800\"}", "invalid_json", NULL);
+}
+
+static void test_request_keeps_every_number_exactly(void **state)
+{
+    (void)state;
+    ACCEPT_ARGS("{\"kind\":\"echo\",\"args\":[9007199254740991,0.30000000000000004,"
+                "1.7976931348623157e308,0.1,-0,1E3]}",
+                "[9007199254740991,0.30000000000000004,1.7976931348623157e+308,0.1,-0,1000]");
 }
 
 static void test_request_with_nul_byte_inside_is_refused(void **state)
@@ -940,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_request_body_that_is_not_an_object_is_refused),
         cmocka_unit_test(test_request_with_unknown_top_level_field_is_invalid_field),
         cmocka_unit_test(test_request_with_a_field_given_twice_is_invalid_field),
+        cmocka_unit_test(test_request_keeps_every_number_exactly),
         cmocka_unit_test(test_request_without_string_kind_is_invalid_field),
         cmocka_unit_test(test_request_with_unknown_kind_is_unknown_kind),
         cmocka_unit_test(test_request_with_overlong_kind_is_refused_without_overflow),
