@@ -47,7 +47,7 @@ def test_echo_returns_numbers_as_the_same_doubles(ctx):
     eq(r.json["args"], want, "args as stored")
     eq(r.json["result"], want, "result of echo")
     t = _run(d, "square", {"numbers": [0.1, 3037000499]})
-    eq(t["result"], {"results": [0.1 * 0.1, 3037000499 * 3037000499]}, "square of 0.1 and of 3037000499")
+    eq(t["result"], {"results": [0.1 * 0.1, 3037000499.0 * 3037000499.0]}, "square of 0.1 and of 3037000499")
 
 
 def test_echo_preserves_control_chars_and_refuses_nul(ctx):
