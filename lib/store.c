@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -34,6 +35,7 @@ struct store_reader {
 struct store {
     sqlite3      *db;              /* the writer's connection */
     int           wal_fd;          /* our own descriptor of the -wal file, for store_sync */
+    int           lock_fd;         /* the database file, flock'ed: one daemon per file */
     bool          sync_full;
     sqlite3_stmt *begin, *commit, *rollback, *put_task, *put_worker;
     struct store_reader readers[STORE_READERS];
@@ -214,10 +216,25 @@ struct store *store_open(const char *path, bool sync_full)
         log_error("out of memory");
         return NULL;
     }
-    st->wal_fd = -1;
+    st->wal_fd = st->lock_fd = -1;
     st->sync_full = sync_full;
     for (i = 0; i < STORE_READERS; i++)
         pthread_mutex_init(&st->readers[i].lock, NULL);
+    /* A second daemon on the same file would take the first one's running
+     * tasks for a crash's leftovers and run them again.  flock, not fcntl:
+     * SQLite's own locks are fcntl locks, and the sqlite3 shell must still
+     * get in.  Closed only after SQLite's connections (closing a descriptor
+     * drops every fcntl lock this process holds on the file). */
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st->lock_fd < 0) {
+        log_error("%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        log_error("%s: %s", path, errno == EWOULDBLOCK ? "in use by another taskpoold"
+                                                       : strerror(errno));
+        goto fail;
+    }
     st->db = store_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (st->db == NULL)
         goto fail;
@@ -286,6 +303,8 @@ void store_close(struct store *st)
     /* The last connection to close checkpoints and removes the WAL. */
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
         log_error("close: %s", sqlite3_errmsg(st->db));
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
     free(st);
 }
 

@@ -183,3 +183,20 @@ def test_daemon_idles_while_it_waits_out_the_shutdown_grace(ctx):
           % (used, wall))
     eq(d.wait_exit(10), 0, "exit status once the task finished")
     eq(d.sql("select status from tasks where id = ?", (a["id"],)), [("succeeded",)], "the task finished in the grace")
+
+
+def test_second_daemon_on_the_same_db_is_refused_and_changes_nothing(ctx):
+    from harness import run_cli
+    d = ctx.daemon(workers=1)
+    a = d.submit({"kind": "sleep", "args": {"seconds": 1}})
+    d.wait_status(a["id"], "running")
+    b = d.submit({"kind": "echo", "args": "b"})
+    rc, out, err = run_cli(ctx.tmp, ["--listen", "127.0.0.1:0", "--db", d.db, "--workers", "1"], seconds=5)
+    check(rc is not None and rc > 0, "second daemon on %s: exit status %s, expected > 0" % (d.db, rc))
+    check("in use by another taskpoold" in err, "second daemon's message: %r" % err[-300:])
+    check("recover" not in err and "interrupted" not in err, "the second daemon touched the tasks: %r" % err)
+    g = d.wait_terminal(a["id"], 5)
+    eq((g["status"], g["attempts"], g["error"]), ("succeeded", 1, None), "the running task of the first daemon")
+    g = d.wait_terminal(b["id"], 5)
+    eq((g["status"], g["attempts"], g["result"]), ("succeeded", 1, "b"), "the queued task of the first daemon")
+    eq(d.sql("select count(*) from workers where exit_reason = 'lost'"), [(0,)], "workers marked lost")

@@ -242,6 +242,16 @@ static void test_open_in_missing_directory_fails(void **state)
     store_close(NULL);
 }
 
+static void test_a_second_open_of_the_same_file_is_refused_until_closed(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_null(store_open(f->path, false));
+    store_close(f->st);
+    f->st = store_open(f->path, false);
+    assert_non_null(f->st);
+}
+
 static void test_reopening_keeps_the_data(void **state)
 {
     struct fixture *f = *state;
@@ -993,6 +1003,7 @@ int main(void)
         cmocka_unit_test(test_open_in_missing_directory_fails),
         T(test_open_migrates_a_version_1_file_and_keeps_its_tasks),
         T(test_open_refuses_a_file_from_a_newer_taskpool),
+        T(test_a_second_open_of_the_same_file_is_refused_until_closed),
         T(test_reopening_keeps_the_data),
         T(test_put_get_round_trips_every_field),
         T(test_put_get_round_trips_nulls_and_zeros),
