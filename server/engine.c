@@ -74,6 +74,7 @@ struct engine_op {
     struct engine_live *live;
     struct task         snap;            /* borrows live->t's strings */
     struct store_worker worker;
+    bool                announce;        /* a worker op the event stream shows */
     engine_done_fn      done;
     void               *arg;
     int64_t             wait_until;      /* insert: then wait for terminal */
@@ -366,7 +367,7 @@ static void engine_publish(const struct engine_op *op, bool events)
             return;
         j = task_to_json(&op->snap, false);
     } else {
-        if (!events)
+        if (!events || !op->announce)
             return;
         j = cJSON_CreateObject();
         if (j != NULL) {
@@ -1164,7 +1165,7 @@ void engine_task_unstart(int64_t id, pid_t pid)
         pool_wake();
 }
 
-void engine_worker_record(const struct store_worker *w)
+void engine_worker_record(const struct store_worker *w, bool announce)
 {
     struct engine_op *op = calloc(1, sizeof *op);
 
@@ -1174,6 +1175,7 @@ void engine_worker_record(const struct store_worker *w)
     }
     op->type = ENGINE_OP_WORKER;
     op->worker = *w;
+    op->announce = announce;
     pthread_mutex_lock(&engine.lock);
     engine_op_append(op);
     pthread_mutex_unlock(&engine.lock);

@@ -108,8 +108,11 @@ void engine_task_finished(int64_t id, pid_t pid, bool ok, const char *result, si
 void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool retry,
                          const char *code, const char *message);
 
-/* Records a worker's start or end. */
-void engine_worker_record(const struct store_worker *w);
+/*
+ * Records a worker's row: its start or end (announce: an event says so too),
+ * or how many tasks it has done so far (announce=false).
+ */
+void engine_worker_record(const struct store_worker *w, bool announce);
 
 /* Counters for /api/v1/stats and /metrics. */
 struct engine_stats {

@@ -54,6 +54,7 @@ extern char **environ;
 #define POOL_SEND_TIMEOUT_S 5        /* a TASK frame a worker does not take in this long */
 #define POOL_SLOTS_MAX (2 * POOL_WORKERS_MAX + 4)
 #define POOL_JOURNAL_RETRY_MS 1000   /* after the journal refused a write */
+#define POOL_RECORD_MS 1000          /* a worker's tasks_done is written this often at most */
 
 enum pool_state { SLOT_FREE = 0, SLOT_STARTING, SLOT_IDLE, SLOT_BUSY, SLOT_EXITING };
 
@@ -67,6 +68,8 @@ struct pool_worker {                 /* one scoreboard slot */
     int64_t            started_at;   /* Unix ms, for the record */
     int64_t            started_mono; /* task_mono_ms, for the age */
     int64_t            tasks_done;
+    int64_t            recorded_done;   /* tasks_done as last written to the workers table */
+    int64_t            recorded_mono;   /* when, task_mono_ms */
     const char        *exit_reason;  /* why we ended it; NULL = it died on its own */
     struct chan_reader rd;
 };
@@ -133,15 +136,33 @@ static void pool_set_state(struct pool_worker *w, enum pool_state st, int64_t ta
     pthread_mutex_unlock(&pool.lock);
 }
 
-static void pool_record(const struct pool_worker *w, int64_t exited_at, int code, int sig,
-                        const char *reason)
+static void pool_record(struct pool_worker *w, int64_t exited_at, int code, int sig,
+                        const char *reason, bool announce)
 {
     struct store_worker rec = {
         .pid = w->pid, .started_at = w->started_at, .exited_at = exited_at,
         .exit_code = code, .exit_signal = sig, .tasks_done = w->tasks_done,
         .exit_reason = reason,
     };
-    engine_worker_record(&rec);
+    engine_worker_record(&rec, announce);
+    w->recorded_done = w->tasks_done;
+}
+
+/*
+ * Keeps the workers table's tasks_done close to the truth (a kill -9 of the
+ * daemon leaves the last one standing) without a row write per task: a
+ * worker's row is rewritten at most once per POOL_RECORD_MS, when it changed.
+ */
+static void pool_record_progress(int64_t now)
+{
+    for (int i = 0; i < pool.nslots; i++) {
+        struct pool_worker *w = &pool.slots[i];
+        if ((w->state == SLOT_IDLE || w->state == SLOT_BUSY) &&
+            w->tasks_done != w->recorded_done && now - w->recorded_mono >= POOL_RECORD_MS) {
+            pool_record(w, 0, -1, 0, NULL, false);
+            w->recorded_mono = now;
+        }
+    }
 }
 
 /* Closes the channel: an idle worker reads EOF and exits. */
@@ -249,7 +270,8 @@ static int pool_spawn(int64_t now)
     pool.stats.spawned++;
     pthread_mutex_unlock(&pool.lock);
     chan_reader_init(&w->rd, chan_result_max(pool.cfg->max_output));
-    pool_record(w, 0, -1, 0, NULL);
+    pool_record(w, 0, -1, 0, NULL, true);
+    w->recorded_mono = now;
     log_info("worker %ld started", (long)pid);
     return 0;
 
@@ -412,7 +434,7 @@ static void pool_reap(int64_t now)
         }
         pool_record(w, task_now_ms(), WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                     WIFSIGNALED(status) ? WTERMSIG(status) : 0,
-                    w->exit_reason ? w->exit_reason : "died");
+                    w->exit_reason ? w->exit_reason : "died", true);
         chan_reader_free(&w->rd);
         pthread_mutex_lock(&pool.lock);
         w->state = SLOT_FREE;
@@ -633,6 +655,7 @@ static void *pool_main(void *unused)
                 break;
             }
         pool_dispatch(now);
+        pool_record_progress(now);
     }
     pool_run_stop();
     return NULL;

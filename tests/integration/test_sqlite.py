@@ -4,7 +4,7 @@ import json
 import sqlite3
 import time
 
-from harness import SHARED_WORKERS, check, eq, parse_time
+from harness import SHARED_WORKERS, check, eq, parse_time, wait_until, worker_row
 
 TASK_COLUMNS = {"id", "kind", "args", "status", "priority", "attempts", "max_attempts", "timeout_ms",
                 "worker_pid", "worker_ppid", "created_at", "started_at", "finished_at", "result", "error"}
@@ -82,3 +82,15 @@ def test_sqlite_workers_table_records_workers(ctx):
     recorded = {r[0] for r in d.sql("select pid from workers")}
     check(pids <= recorded, "live workers %s not all recorded in the workers table (%s)"
           % (sorted(pids), sorted(recorded)[:10]))
+
+
+def test_sqlite_live_workers_tasks_done_follows_within_seconds(ctx):
+    d = ctx.daemon(workers=1)
+    pid = d.wait_pool(1) and next(iter(d.worker_pids()))
+    for i in range(25):
+        d.submit({"kind": "echo", "args": i}, wait=5)
+    eq(d.workers()["workers"][0]["tasks_done"], 25, "tasks_done in /api/v1/workers")
+    # Not only when the worker exits: a kill -9 of the daemon would leave 0 there.
+    wait_until(lambda: worker_row(d, pid)["tasks_done"] == 25, 4,
+               "the workers row of live worker %d to say 25 tasks done" % pid)
+    eq(worker_row(d, pid)["exited_at"], None, "exited_at of the live worker")
