@@ -32,6 +32,10 @@
 
 #define EXEC_ARGV_MAX 4096
 
+/* What the child was doing when it gave up, reported with errno before exec. */
+enum exec_step { EXEC_STEP_NONE = 0, EXEC_STEP_SETUP, EXEC_STEP_CWD, EXEC_STEP_ENV, EXEC_STEP_EXEC };
+struct exec_failure { int step; int err; };
+
 int exec_validate(const cJSON *args, char *msg, size_t size)
 {
     static const char *const fields[] = { "argv", "stdin", "env", "cwd", NULL };
@@ -45,9 +49,13 @@ int exec_validate(const cJSON *args, char *msg, size_t size)
     if (kind_only_fields(args, fields, "args.", msg, size) < 0)
         return -1;
     argv = cJSON_GetObjectItemCaseSensitive(args, "argv");
-    if (!cJSON_IsArray(argv) || cJSON_GetArraySize(argv) == 0 ||
-        cJSON_GetArraySize(argv) > EXEC_ARGV_MAX) {
+    if (!cJSON_IsArray(argv) || cJSON_GetArraySize(argv) == 0) {
         snprintf(msg, size, "field 'args.argv' must be a non-empty array of strings");
+        return -1;
+    }
+    if (cJSON_GetArraySize(argv) > EXEC_ARGV_MAX) {
+        snprintf(msg, size, "field 'args.argv' has %d strings: at most %d",
+                 cJSON_GetArraySize(argv), EXEC_ARGV_MAX);
         return -1;
     }
     cJSON_ArrayForEach(f, argv) {
@@ -119,8 +127,8 @@ static int exec_stream_read(struct exec_stream *s)
 static void exec_child(char **argv, const cJSON *env, const char *cwd, int in, int out,
                        int err, int report)
 {
+    struct exec_failure f = { EXEC_STEP_SETUP, 0 };
     const cJSON *v;
-    int e;
 
     /* The worker ignores or catches some signals; the command gets defaults. */
     sigset_t none;
@@ -136,16 +144,19 @@ static void exec_child(char **argv, const cJSON *env, const char *cwd, int in, i
      * all).  CLOEXEC rather than close keeps the report pipe until exec. */
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         goto fail;
+    f.step = EXEC_STEP_CWD;
     if (cwd != NULL && chdir(cwd) < 0)
         goto fail;
+    f.step = EXEC_STEP_ENV;
     cJSON_ArrayForEach(v, env) {
         if (setenv(v->string, v->valuestring, 1) < 0)
             goto fail;
     }
+    f.step = EXEC_STEP_EXEC;
     execvp(argv[0], argv);
 fail:
-    e = errno;
-    (void)!write(report, &e, sizeof e);
+    f.err = errno;
+    (void)!write(report, &f, sizeof f);
     _exit(127);
 }
 
@@ -179,6 +190,52 @@ static int exec_pipe(int fds[2])
     return pipe2(fds, O_CLOEXEC);
 }
 
+/* Fills out with a failure to start the command.  0 / -1 (ENOMEM). */
+static int exec_fail(struct kind_outcome *out, const char *what, const char *name, int err)
+{
+    char msg[400];
+
+    snprintf(msg, sizeof msg, "%s '%.200s': %s", what, name, strerror(err));
+    out->ok = false;
+    out->error_code = strdup("exec_failed");
+    out->error_message = strdup(msg);
+    return out->error_code && out->error_message ? 0 : -1;
+}
+
+/* The failure the child reported, as exec_fail would word it. */
+static int exec_fail_child(struct kind_outcome *out, const struct exec_failure *f,
+                           char *const *argv, const char *cwd)
+{
+    switch (f->step) {
+    case EXEC_STEP_CWD:  return exec_fail(out, "cannot change to directory", cwd, f->err);
+    case EXEC_STEP_EXEC: return exec_fail(out, "cannot run", argv[0], f->err);
+    default:             return exec_fail(out, "cannot set up the environment of", argv[0], f->err);
+    }
+}
+
+/* The exec result object of a command that ran.  NULL on ENOMEM. */
+static cJSON *exec_result(int status, const struct exec_stream *so, const struct exec_stream *se)
+{
+    cJSON *r = cJSON_CreateObject();
+    char *out_text = utf8_sanitize(so->buf, so->len), *err_text = utf8_sanitize(se->buf, se->len);
+    bool ok = r != NULL && out_text != NULL && err_text != NULL &&
+              (WIFEXITED(status) ? cJSON_AddNumberToObject(r, "exit_code", WEXITSTATUS(status))
+                                 : cJSON_AddNullToObject(r, "exit_code")) &&
+              (WIFSIGNALED(status) ? cJSON_AddNumberToObject(r, "signal", WTERMSIG(status))
+                                   : cJSON_AddNullToObject(r, "signal")) &&
+              cJSON_AddStringToObject(r, "stdout", out_text) &&
+              cJSON_AddStringToObject(r, "stderr", err_text) &&
+              cJSON_AddBoolToObject(r, "truncated", so->truncated || se->truncated);
+
+    free(out_text);
+    free(err_text);
+    if (!ok) {
+        cJSON_Delete(r);
+        return NULL;
+    }
+    return r;
+}
+
 int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
 {
     const cJSON *argv_json = cJSON_GetObjectItemCaseSensitive(args, "argv");
@@ -186,18 +243,19 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
     const cJSON *cwd_json = cJSON_GetObjectItemCaseSensitive(args, "cwd");
     const cJSON *env_json = cJSON_GetObjectItemCaseSensitive(args, "env");
     const char *input = cJSON_IsString(stdin_json) ? stdin_json->valuestring : "";
+    const char *cwd = cJSON_IsString(cwd_json) ? cwd_json->valuestring : NULL;
     size_t input_len = strlen(input), input_off = 0;
     int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, prep[2] = { -1, -1 };
     struct exec_stream so = { -1, NULL, 0, lim->max_output, false };
     struct exec_stream se = { -1, NULL, 0, lim->max_output, false };
+    struct exec_failure failure = { EXEC_STEP_NONE, 0 };
     char **argv = NULL;
     pid_t pid = -1;
-    int argc = cJSON_GetArraySize(argv_json), i = 0, status = 0, child_errno = 0, rc = -1;
+    int argc = cJSON_GetArraySize(argv_json), i = 0, status = 0, rc = -1;
     int pidfd = -1;
     struct rusage ru;
     const cJSON *a;
     cJSON *r = NULL;
-    char *text;
     char msg[300];
 
     argv = calloc((size_t)argc + 1, sizeof *argv);
@@ -208,28 +266,23 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
     cJSON_ArrayForEach(a, argv_json)
         argv[i++] = a->valuestring;
 
-    if (exec_pipe(pin) < 0 || exec_pipe(pout) < 0 || exec_pipe(perr) < 0 || exec_pipe(prep) < 0) {
-        child_errno = errno;
-        goto report;
-    }
-    pid = fork();
-    if (pid < 0) {
-        child_errno = errno;
-        goto report;
+    if (exec_pipe(pin) < 0 || exec_pipe(pout) < 0 || exec_pipe(perr) < 0 ||
+        exec_pipe(prep) < 0 || (pid = fork()) < 0) {
+        rc = exec_fail(out, "cannot start", argv[0], errno);
+        goto done;
     }
     if (pid == 0)
-        exec_child(argv, env_json, cJSON_IsString(cwd_json) ? cwd_json->valuestring : NULL,
-                   pin[0], pout[1], perr[1], prep[1]);
+        exec_child(argv, env_json, cwd, pin[0], pout[1], perr[1], prep[1]);
 
     close(pin[0]); pin[0] = -1;
     close(pout[1]); pout[1] = -1;
     close(perr[1]); perr[1] = -1;
     close(prep[1]); prep[1] = -1;
-    /* Blocks only until exec succeeds (EOF) or fails (errno). */
-    while (read(prep[0], &child_errno, sizeof child_errno) < 0 && errno == EINTR)
+    /* Blocks only until exec succeeds (EOF) or fails (what failed, errno). */
+    while (read(prep[0], &failure, sizeof failure) < 0 && errno == EINTR)
         ;
     fcntl(pin[1], F_SETFL, O_NONBLOCK);
-    if (input_len == 0) {
+    if (input_len == 0 || failure.err != 0) {
         close(pin[1]);
         pin[1] = -1;
     }
@@ -275,46 +328,18 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
     }
     while (wait4(pid, &status, 0, &ru) < 0) {
         if (errno != EINTR) {
-            child_errno = errno;
-            goto report;
+            rc = exec_fail(out, "cannot wait for", argv[0], errno);
+            goto done;
         }
     }
     out->child_max_rss_kb = ru.ru_maxrss;
     exec_reap_leftovers();
-
-report:
-    r = cJSON_CreateObject();
-    if (r == NULL)
-        goto done;
-    if (child_errno != 0) {
-        snprintf(msg, sizeof msg, "cannot run '%.200s': %s", argv[0], strerror(child_errno));
-        out->ok = false;
-        out->error_code = strdup("exec_failed");
-        out->error_message = strdup(msg);
-        rc = out->error_code && out->error_message ? 0 : -1;
+    if (failure.err != 0) {
+        rc = exec_fail_child(out, &failure, argv, cwd);
         goto done;
     }
-    if (WIFEXITED(status) ? !cJSON_AddNumberToObject(r, "exit_code", WEXITSTATUS(status))
-                          : !cJSON_AddNullToObject(r, "exit_code"))
-        goto done;
-    if (WIFSIGNALED(status) ? !cJSON_AddNumberToObject(r, "signal", WTERMSIG(status))
-                            : !cJSON_AddNullToObject(r, "signal"))
-        goto done;
-    text = utf8_sanitize(so.buf, so.len);
-    if (text == NULL || !cJSON_AddStringToObject(r, "stdout", text)) {
-        free(text);
-        goto done;
-    }
-    free(text);
-    text = utf8_sanitize(se.buf, se.len);
-    if (text == NULL || !cJSON_AddStringToObject(r, "stderr", text)) {
-        free(text);
-        goto done;
-    }
-    free(text);
-    if (!cJSON_AddBoolToObject(r, "truncated", so.truncated || se.truncated))
-        goto done;
-    out->result = cJSON_PrintUnformatted(r);
+    r = exec_result(status, &so, &se);
+    out->result = r != NULL ? cJSON_PrintUnformatted(r) : NULL;
     if (out->result == NULL)
         goto done;
     out->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;

@@ -25,14 +25,12 @@ def _result(t, **want):
     return r
 
 
-def _fails_or_400(d, args):
-    """A command that cannot start: refused at submit (400) or run and failed; never succeeded."""
+def _fails_to_start(d, args, message):
+    """A command that cannot start: the task fails with exec_failed and a message saying why."""
     r = d.post({"kind": "exec", "args": args}, wait=10, timeout=20)
-    if r.status == 400:
-        check_error(r, 400, field=("cwd", "argv"))
-        return
     eq(r.status, 201, "POST exec %s status code" % args)
     eq(r.json["status"], "failed", "status of exec %s" % args)
+    eq(r.json["error"], {"code": "exec_failed", "message": message}, "error of exec %s" % args)
 
 
 def test_exec_disabled_without_allow_exec_403(ctx):
@@ -74,7 +72,8 @@ def test_exec_env_and_cwd(ctx):
     cwd = os.path.realpath(ctx.tmp)
     t = _exec(d, {"argv": ["/bin/pwd"], "cwd": cwd})
     _result(t, stdout=cwd + "\n", exit_code=0)
-    _fails_or_400(d, {"argv": ["/bin/true"], "cwd": "/nonexistent/dir/for/test"})
+    _fails_to_start(d, {"argv": ["/bin/true"], "cwd": "/nonexistent/dir/for/test"},
+                    "cannot change to directory '/nonexistent/dir/for/test': No such file or directory")
 
 
 def test_exec_nonzero_exit_fails_and_captures_both_streams(ctx):
@@ -87,7 +86,8 @@ def test_exec_nonzero_exit_fails_and_captures_both_streams(ctx):
     t = _exec(d, {"argv": ["/bin/false"]})
     eq(t["status"], "failed", "status of /bin/false")
     _result(t, exit_code=1, signal=None)
-    _fails_or_400(d, {"argv": ["/nonexistent/program"]})
+    _fails_to_start(d, {"argv": ["/nonexistent/program"]},
+                    "cannot run '/nonexistent/program': No such file or directory")
 
 
 def test_exec_killed_by_signal_reports_signal(ctx):
@@ -159,6 +159,9 @@ def test_exec_invalid_args_400(ctx):
             check_error(d.post({"kind": "exec", "args": args}), 400, field=field)
         except AssertionError as e:
             problems.append("%s: %s" % (args, e))
+    r = d.post({"kind": "exec", "args": {"argv": ["/bin/true"] * 4097}})
+    check_error(r, 400, field="argv")
+    check("at most 4096" in r.json["error"]["message"], "message for 4097 argv strings: %r" % r.json)
     check(not problems, "; ".join(problems))
     eq(d.max_id(), before, "newest task id after bad requests")
 
