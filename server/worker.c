@@ -31,13 +31,24 @@
 
 #define WORKER_FD 3
 
+/*
+ * SIGTERM: from PR_SET_PDEATHSIG (the daemon is gone) or from outside.
+ * Everything below us goes first (we are a subreaper, so even what left our
+ * process group is below us); then we die of the signal itself, so the
+ * daemon reports the signal it was.  The disposition is reset on entry and
+ * the signal stays blocked until the end: the daemon's death can send
+ * several (one each time its dying threads hand us on), and an early one
+ * must not end us halfway through the killing.
+ */
 static void worker_on_term(int sig)
 {
-    (void)sig;
-    /* Everything below us (we are a subreaper, so even what left our process
-     * group is below us), then our group, us included. */
+    sigset_t term;
+
     proc_kill_descendants(getpid(), SIGKILL);
-    kill(0, SIGKILL);
+    raise(sig);
+    sigemptyset(&term);
+    sigaddset(&term, sig);
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
     _exit(WORKER_EXIT_ORPHAN);
 }
 
@@ -164,6 +175,7 @@ int worker_main(int argc, char **argv)
             opt.allow_exec = true;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = worker_on_term;
+    sa.sa_flags = SA_RESETHAND;
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);     /* a command closing its stdin must not kill us */
     signal(SIGINT, SIG_IGN);      /* the daemon decides when we stop */

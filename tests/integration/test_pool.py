@@ -156,6 +156,22 @@ def test_sigkill_worker_mid_task_fails_with_worker_died(ctx):
     eq(len(pool), 2, "pool")
 
 
+def test_signals_from_outside_are_named_as_sent(ctx):
+    d = ctx.daemon("--allow-exec", workers=2)
+    d.wait_pool(2)
+    for sig, name, kind in ((signal.SIGTERM, "Terminated", "sleep"), (signal.SIGSEGV, "Segmentation fault", "sleep"),
+                            (signal.SIGTERM, "Terminated", "exec")):
+        args = {"seconds": 30} if kind == "sleep" else {"argv": ["/bin/sleep", "30"]}
+        t = d.wait_status(d.submit({"kind": kind, "args": args})["id"], "running")
+        w = t["worker_pid"]
+        os.kill(w, sig)
+        g = d.wait_terminal(t["id"], 5)
+        eq((g["status"], g["error"]["code"]), ("failed", "worker_died"), "%s worker sent signal %d" % (kind, sig))
+        want = "worker %d was killed by signal %d (%s)" % (w, sig, name)
+        eq(g["error"]["message"], want, "error.message")
+        _reaped(w)
+
+
 def test_sigkill_worker_with_attempts_left_reruns_task(ctx):
     d = ctx.daemon(workers=2)
     d.wait_pool(2)
