@@ -14,8 +14,8 @@ struct config {
     int         listen_port;
     const char *db_path;
     const char *web_root;
-    const char *token;             /* NULL = no auth */
-    char       *token_env;         /* owned copy of TASKPOOL_TOKEN (removed from environ) */
+    char       *token;             /* NULL = no auth; owned (the flag's or TASKPOOL_TOKEN's
+                                    * text is overwritten, see main_hide_token) */
     const char *exe_path;          /* this binary, for spawning workers */
     int         workers;
     int64_t     max_tasks_per_worker;   /* 0 = never retire */

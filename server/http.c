@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #include "task.h"
 
 #define HTTP_BODY_MAX     (1024 * 1024)
+#define HTTP_DISCARD_MAX  (16 * 1024 * 1024)   /* read and dropped to answer 413 politely */
 #define HTTP_WAIT_MAX_S   300.0
 #define HTTP_LIST_DEFAULT 50
 #define HTTP_LIST_MAX     500
@@ -216,19 +218,48 @@ static enum MHD_Result http_resumed(struct http_req *r)
 
 /* --- query parsing ----------------------------------------------------- */
 
+/*
+ * The value of query parameter key: NULL if absent, "" if given without a
+ * value ("?wait" alone), which every parameter here refuses.
+ */
+static const char *http_query(struct MHD_Connection *c, const char *key)
+{
+    const char *v = NULL;
+    size_t n = 0;
+
+    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v, &n) != MHD_YES)
+        return NULL;
+    return v != NULL ? v : "";
+}
+
+/* True if s is plain decimal seconds: digits, at most one '.', nothing else. */
+static bool http_decimal(const char *s)
+{
+    int digits = 0, dots = 0;
+
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digits++;
+        else if (*s == '.' && dots++ == 0)
+            continue;
+        else
+            return false;
+    }
+    return digits > 0;
+}
+
 /* Parses ?wait=S into a deadline.  0 = absent; -1 = invalid (answered). */
 static int http_wait_until(struct MHD_Connection *c, int64_t *until, enum MHD_Result *rc)
 {
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
-    char *end;
+    const char *v = http_query(c, "wait");
     double s;
 
     *until = 0;
     if (v == NULL)
         return 0;
-    errno = 0;
-    s = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(s) || s <= 0 || s > HTTP_WAIT_MAX_S) {
+    /* strtod alone would take 0x10, " 1", 1e2 and inf. */
+    s = http_decimal(v) ? strtod(v, NULL) : -1;
+    if (!(s > 0 && s <= HTTP_WAIT_MAX_S)) {
         *rc = http_error(c, MHD_HTTP_BAD_REQUEST, "invalid_query",
                          "query 'wait' must be a number of seconds, more than 0 and at most 300");
         return -1;
@@ -312,10 +343,8 @@ static enum MHD_Result http_cancel(struct http_req *r, int64_t id)
 
 static enum MHD_Result http_list(struct MHD_Connection *c)
 {
-    const char *status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
-    const char *kind = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
-    const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-    const char *before = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "before");
+    const char *status = http_query(c, "status"), *kind = http_query(c, "kind");
+    const char *limit = http_query(c, "limit"), *before = http_query(c, "before");
     struct store_filter f = { .limit = HTTP_LIST_DEFAULT };
     int64_t v, next;
     cJSON *o, *arr;
@@ -421,9 +450,12 @@ static bool http_authorized(struct MHD_Connection *c)
     size_t tl = strlen(tok), hl;
     unsigned char diff = 0;
 
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+    /* The scheme is case-insensitive (RFC 7235), one or more spaces follow it. */
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
     h += 7;
+    while (*h == ' ')
+        h++;
     hl = strlen(h);
     /* Walk the full token whatever the header holds, so time does not tell where they differ. */
     for (size_t i = 0; i < tl; i++)
@@ -443,7 +475,9 @@ static enum MHD_Result http_route(struct http_req *r, const char *url, const cha
         if (!get)
             return http_method_not_allowed(c, "GET, HEAD");
         if (__atomic_load_n(&http.shutting_down, __ATOMIC_ACQUIRE))
-            return http_send(c, MHD_HTTP_SERVICE_UNAVAILABLE, strdup("{\"status\":\"shutting_down\"}"),
+            return http_send(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             strdup("{\"status\":\"shutting_down\",\"error\":{\"code\":"
+                                    "\"shutting_down\",\"message\":\"taskpoold is shutting down\"}}"),
                              "application/json", NULL);
         return http_send(c, MHD_HTTP_OK, strdup("{\"status\":\"ok\"}"), "application/json", NULL);
     }
@@ -512,9 +546,18 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c, const ch
         r->conn = c;
         *con_cls = r;
         __atomic_fetch_add(&http.inflight, 1, __ATOMIC_RELAXED);
-        if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX)
-            return http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                              "request body is over 1 MiB");
+        unsigned long long size = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+        if (size > HTTP_BODY_MAX) {
+            /* A client that asked "Expect: 100-continue" waits for this
+             * verdict, and a huge body is not worth reading: answer now.
+             * Others send before they listen, and would only see the
+             * connection reset: read the body, drop it, then answer. */
+            if (size > HTTP_DISCARD_MAX ||
+                MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) != NULL)
+                return http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                                  "request body is over 1 MiB");
+            r->too_large = true;
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {

@@ -141,6 +141,21 @@ static char *default_web_root(const char *exe)
     return strdup(buf);
 }
 
+/*
+ * Returns a copy of the token and overwrites the original in place.  The
+ * original is argv or environment text, which /proc/PID/cmdline and
+ * /proc/PID/environ show to other processes of this user (every exec
+ * command among them) for as long as we run; unsetenv does not touch it.
+ */
+static char *main_hide_token(char *text)
+{
+    char *copy = strdup(text);
+
+    if (copy != NULL)
+        memset(text, 'x', strlen(text));
+    return copy;
+}
+
 enum { OPT_LISTEN = 256, OPT_DB, OPT_WORKERS, OPT_MAX_TASKS, OPT_ALLOW_EXEC, OPT_TOKEN,
        OPT_INSECURE, OPT_GRACE, OPT_MAX_OUTPUT, OPT_SYNC, OPT_WEB, OPT_VERBOSE, OPT_HELP,
        OPT_VERSION };
@@ -200,7 +215,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case OPT_TOKEN:
             if (*optarg == '\0')
                 return usage_error("--token must not be empty");
-            cfg->token = optarg;
+            free(cfg->token);
+            cfg->token = main_hide_token(optarg);
+            if (cfg->token == NULL)
+                return usage_error("out of memory");
             break;
         case OPT_INSECURE:
             cfg->insecure = true;
@@ -245,13 +263,15 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
-    if (cfg->token == NULL) {
-        const char *env = getenv("TASKPOOL_TOKEN");
-        if (env != NULL && *env != '\0') {
-            cfg->token = cfg->token_env = strdup(env);
-            if (cfg->token_env == NULL)
-                return usage_error("out of memory");
-        }
+    char *env = getenv("TASKPOOL_TOKEN");
+    if (env != NULL && *env != '\0') {
+        char *copy = main_hide_token(env);
+        if (copy == NULL)
+            return usage_error("out of memory");
+        if (cfg->token == NULL)
+            cfg->token = copy;
+        else
+            free(copy);
     }
     /* Commands run by exec inherit our environment: the token must not be in it. */
     unsetenv("TASKPOOL_TOKEN");
@@ -296,7 +316,7 @@ int main(int argc, char **argv)
     cfg.workers = ncpu < 1 ? 1 : ncpu > POOL_WORKERS_MAX ? POOL_WORKERS_MAX : (int)ncpu;
     rc = parse_args(argc, argv, &cfg);
     if (rc >= 0) {
-        free(cfg.token_env);
+        free(cfg.token);
         return rc;
     }
     rc = 1;
@@ -368,6 +388,6 @@ out_events:
     static_close();
 out:
     free(web_default);
-    free(cfg.token_env);
+    free(cfg.token);
     return rc;
 }

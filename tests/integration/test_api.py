@@ -1,6 +1,7 @@
 """The HTTP API: routes, task object, ?wait=, error statuses, content types (shared daemon)."""
 import http.client
 import json
+import socket
 import time
 
 from harness import (SHARED_WORKERS, SLOW, between, check, check_error, eq, parse_time, proc_stat,
@@ -251,6 +252,27 @@ def test_body_over_1mib_413(ctx):
     eq(d.request("GET", "/healthz").status, 200, "healthz after 413s")
 
 
+def test_body_over_1mib_sent_without_waiting_gets_413_not_a_reset(ctx):
+    # No "Expect: 100-continue": the client sends it all before it reads, as most do.
+    d = ctx.shared()
+    body = _big_body(2 * 1048576)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10 * SLOW)
+    try:
+        s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        s.sendall(body)
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 413"), "answer to a 2 MiB body: %r" % data[:200])
+    eq(json.loads(rest)["error"]["code"], "payload_too_large", "error code")
+
+
 def test_body_of_exactly_1mib_accepted(ctx):
     d = ctx.shared()
     body = _big_body(1048576)
@@ -302,13 +324,14 @@ def test_invalid_wait_400(ctx):
     t = d.submit({"kind": "echo"}, wait=5)
     before = d.max_id()
     problems = []
-    for w in ("0", "-1", "301", "300.5", "abc", "", "1e9", "nan", "inf", "5s"):
-        for what, r in (("POST", d.request("POST", "/api/v1/tasks?wait=" + w, json_body={"kind": "echo"})),
-                        ("GET", d.request("GET", "/api/v1/tasks/%d?wait=%s" % (t["id"], w)))):
+    for w in ("=0", "=-1", "=301", "=300.5", "=abc", "=", "=1e9", "=nan", "=inf", "=5s", "=0x10", "=%201",
+              "=1e1", "=+1", "=1.2.3", "=.", ""):
+        for what, r in (("POST", d.request("POST", "/api/v1/tasks?wait" + w, json_body={"kind": "echo"})),
+                        ("GET", d.request("GET", "/api/v1/tasks/%d?wait%s" % (t["id"], w)))):
             try:
                 check_error(r, 400, field="wait")
             except AssertionError as e:
-                problems.append("%s ?wait=%s: %s" % (what, w, e))
+                problems.append("%s ?wait%s: %s" % (what, w, e))
     check(not problems, "; ".join(problems))
     eq(d.max_id(), before, "newest task id after POSTs with a bad ?wait")
 

@@ -33,6 +33,10 @@ def _check_token_enforced(d, token):
     r = d.request("GET", "/healthz", auth=None)
     eq((r.status, r.json), (200, {"status": "ok"}), "GET /healthz without a token")
     eq(d.request("GET", "/api/v1/workers").status, 200, "GET /workers with the token")
+    # The scheme is case-insensitive (RFC 7235) and may be followed by several spaces.
+    for h in ("bearer " + token, "BEARER " + token, "Bearer   " + token):
+        eq(d.request("GET", "/api/v1/workers", headers={"Authorization": h}, auth=None).status, 200,
+           "GET /workers with Authorization %r" % h)
 
 
 def test_token_flag_requires_bearer_on_api(ctx):
@@ -43,3 +47,14 @@ def test_token_flag_requires_bearer_on_api(ctx):
 def test_token_from_env_requires_bearer_on_api(ctx):
     d = ctx.daemon(workers=1, env={"TASKPOOL_TOKEN": TOKEN + "env"})
     _check_token_enforced(d, TOKEN + "env")
+
+
+def test_token_cannot_be_read_from_the_daemons_proc_files(ctx):
+    flag, env = TOKEN + "flag", TOKEN + "env"
+    d = ctx.daemon("--token", flag, workers=1, token=flag, env={"TASKPOOL_TOKEN": env})
+    eq(d.request("GET", "/api/v1/workers").status, 200, "the flag's token wins over the environment's")
+    for name in ("cmdline", "environ"):
+        with open("/proc/%d/%s" % (d.pid, name), "rb") as f:
+            text = f.read()
+        for tok in (flag, env):
+            check(tok.encode() not in text, "the token %r can be read from /proc/%d/%s" % (tok, d.pid, name))
