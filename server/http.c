@@ -475,10 +475,8 @@ static enum MHD_Result http_route(struct http_req *r, const char *url, const cha
         if (!get)
             return http_method_not_allowed(c, "GET, HEAD");
         if (__atomic_load_n(&http.shutting_down, __ATOMIC_ACQUIRE))
-            return http_send(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                             strdup("{\"status\":\"shutting_down\",\"error\":{\"code\":"
-                                    "\"shutting_down\",\"message\":\"taskpoold is shutting down\"}}"),
-                             "application/json", NULL);
+            return http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+                              "taskpoold is shutting down");
         return http_send(c, MHD_HTTP_OK, strdup("{\"status\":\"ok\"}"), "application/json", NULL);
     }
     if (strcmp(url, "/metrics") == 0)

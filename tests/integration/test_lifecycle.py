@@ -35,9 +35,7 @@ def test_sigterm_finishes_running_task_503s_new_ones_keeps_queue(ctx):
     check(d.running(), "daemon exited at once on SIGTERM instead of finishing the running task")
     r = d.post({"kind": "echo", "args": "late"})
     check_error(r, 503, "shutting_down")
-    r = d.request("GET", "/healthz")
-    check_error(r, 503, "shutting_down")
-    eq(r.json["status"], "shutting_down", "/healthz status while stopping")
+    check_error(d.request("GET", "/healthz"), 503, "shutting_down")
     rc = d.wait_exit(10)
     elapsed = time.monotonic() - t0
     check(rc is not None, "daemon still running 10s after SIGTERM")
