@@ -363,7 +363,9 @@ static void engine_publish(const struct engine_op *op, bool events)
 
     if (op->type == ENGINE_OP_TASK) {
         stats_observe_task(&op->snap, op->insert);
-        if (op->skip || !events)
+        /* Even a snapshot the writer skipped (a newer one of the task was in
+         * the batch) is a change someone may watch: created, started, ended. */
+        if (!events)
             return;
         j = task_to_json(&op->snap, false);
     } else {
@@ -372,9 +374,14 @@ static void engine_publish(const struct engine_op *op, bool events)
         j = cJSON_CreateObject();
         if (j != NULL) {
             const struct store_worker *w = &op->worker;
+            char when[40];
             cJSON_AddStringToObject(j, "event", w->exited_at ? "exited" : "spawned");
             cJSON_AddNumberToObject(j, "pid", w->pid);
-            cJSON_AddNumberToObject(j, "started_at", (double)w->started_at);
+            task_format_time(w->started_at, when, sizeof when);
+            cJSON_AddStringToObject(j, "started_at", when);
+            task_format_time(w->exited_at, when, sizeof when);
+            if (w->exited_at) cJSON_AddStringToObject(j, "exited_at", when);
+            else cJSON_AddNullToObject(j, "exited_at");
             cJSON_AddNumberToObject(j, "tasks_done", (double)w->tasks_done);
             if (w->exit_code >= 0) cJSON_AddNumberToObject(j, "exit_code", w->exit_code);
             else cJSON_AddNullToObject(j, "exit_code");
