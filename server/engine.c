@@ -39,6 +39,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "stats.h"
+#include "timeline.h"
 
 struct engine_waiter {
     struct engine_waiter *prev, *next;   /* all waiters, for deadlines */
@@ -353,8 +354,8 @@ static int engine_write_batch(struct engine_op *batch, int64_t *rows)
 }
 
 /*
- * Publishes what an op made durable, for the stats and, when someone may be
- * listening (events_wanted), the event stream.  Unlocked.
+ * Publishes what an op made durable, for the stats, the timeline and, when
+ * someone may be listening (events_wanted), the event stream.  Unlocked.
  */
 static void engine_publish(const struct engine_op *op, bool events)
 {
@@ -363,12 +364,15 @@ static void engine_publish(const struct engine_op *op, bool events)
 
     if (op->type == ENGINE_OP_TASK) {
         stats_observe_task(&op->snap, op->insert);
+        timeline_task(&op->snap);
         /* Even a snapshot the writer skipped (a newer one of the task was in
          * the batch) is a change someone may watch: created, started, ended. */
         if (!events)
             return;
         j = task_to_json(&op->snap, false);
     } else {
+        if (op->announce)
+            timeline_worker(&op->worker);
         if (!events || !op->announce)
             return;
         j = cJSON_CreateObject();

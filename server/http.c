@@ -36,6 +36,7 @@
 #include "static.h"
 #include "stats.h"
 #include "task.h"
+#include "timeline.h"
 
 #define HTTP_BODY_MAX     (1024 * 1024)
 #define HTTP_DISCARD_MAX  (16 * 1024 * 1024)   /* read and dropped to answer 413 politely */
@@ -422,6 +423,21 @@ static enum MHD_Result http_metrics(struct MHD_Connection *c)
                      "text/plain; version=0.0.4; charset=utf-8", NULL);
 }
 
+static enum MHD_Result http_timeline(struct MHD_Connection *c)
+{
+    const char *v = http_query(c, "seconds");
+    int64_t seconds = TIMELINE_KEEP_S;
+
+    if (v != NULL && (http_parse_id(v, &seconds) < 0 || seconds > TIMELINE_KEEP_S))
+        return http_error(c, MHD_HTTP_BAD_REQUEST, "invalid_query",
+                          "query 'seconds' must be an integer from 1 to %d", TIMELINE_KEEP_S);
+    char *text = timeline_render(task_now_ms(), (int)seconds);
+    if (text == NULL)
+        return http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                          "cannot render the timeline");
+    return http_send(c, MHD_HTTP_OK, text, "application/json", NULL);
+}
+
 static enum MHD_Result http_kinds(struct MHD_Connection *c)
 {
     cJSON *o = cJSON_CreateObject(), *arr = o ? cJSON_AddArrayToObject(o, "kinds") : NULL;
@@ -515,6 +531,8 @@ static enum MHD_Result http_route(struct http_req *r, const char *url, const cha
         return get ? http_workers(c) : http_method_not_allowed(c, "GET, HEAD");
     } else if (strcmp(url, "/api/v1/stats") == 0) {
         return get ? http_stats(c) : http_method_not_allowed(c, "GET, HEAD");
+    } else if (strcmp(url, "/api/v1/timeline") == 0) {
+        return get ? http_timeline(c) : http_method_not_allowed(c, "GET, HEAD");
     } else if (strcmp(url, "/api/v1/kinds") == 0) {
         return get ? http_kinds(c) : http_method_not_allowed(c, "GET, HEAD");
     } else if (strcmp(url, "/api/v1/events") == 0) {
