@@ -17,6 +17,8 @@
 #include "task.h"
 
 #define STATS_RING     1000          /* finished tasks kept for percentiles */
+#define STATS_PCT_S    60            /* percentiles are of tasks finished this recently */
+#define STATS_RATE_S   10            /* throughput is the mean of this many whole seconds */
 #define STATS_HISTORY  300           /* seconds of history */
 #define STATS_KINDS    32
 #define STATS_HTTP_MAX 600
@@ -39,6 +41,7 @@ struct stats_second {
 static struct {
     pthread_mutex_t     lock;
     double              run_ms[STATS_RING], queue_ms[STATS_RING];
+    int64_t             finished_at[STATS_RING];
     size_t              ring_len, ring_next;
     struct stats_hist   run_hist, queue_hist;
     struct stats_second history[STATS_HISTORY];
@@ -99,6 +102,7 @@ void stats_observe_task(const struct task *t, bool insert)
             double wait = (double)(t->started_at - t->created_at);
             stats.run_ms[stats.ring_next] = run;
             stats.queue_ms[stats.ring_next] = wait;
+            stats.finished_at[stats.ring_next] = t->finished_at;
             stats.ring_next = (stats.ring_next + 1) % STATS_RING;
             if (stats.ring_len < STATS_RING)
                 stats.ring_len++;
@@ -129,17 +133,24 @@ static int stats_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Adds {"p50": x, "p95": y} for the ring v (n values), nulls when empty.  Locked. */
-static int stats_percentiles(cJSON *obj, const char *name, const double *v, size_t n)
+/*
+ * Adds {"p50": x, "p95": y} of the values in ring v whose task finished at
+ * or after since, nulls when there are none: an idle pool shows no stale
+ * figures.  Locked.
+ */
+static int stats_percentiles(cJSON *obj, const char *name, const double *v, int64_t since)
 {
     double sorted[STATS_RING];
     cJSON *o = cJSON_AddObjectToObject(obj, name);
+    size_t n = 0;
 
     if (o == NULL)
         return -1;
+    for (size_t i = 0; i < stats.ring_len; i++)
+        if (stats.finished_at[i] >= since)
+            sorted[n++] = v[i];
     if (n == 0)
         return cJSON_AddNullToObject(o, "p50") && cJSON_AddNullToObject(o, "p95") ? 0 : -1;
-    memcpy(sorted, v, n * sizeof *v);
     qsort(sorted, n, sizeof *sorted, stats_cmp);
     /* Nearest rank: the smallest value with at least p% of values at or below it. */
     return cJSON_AddNumberToObject(o, "p50", sorted[(n * 50 + 99) / 100 - 1]) &&
@@ -168,13 +179,14 @@ int stats_json(cJSON *obj, const struct engine_stats *es, const struct pool_stat
 
     pthread_mutex_lock(&stats.lock);
     stats_roll(now, es->queue_depth);
-    /* Throughput over the last 10 whole seconds. */
-    for (size_t i = 0; i < stats.hist_len && i < 10; i++)
+    for (size_t i = 0; i < stats.hist_len && i < STATS_RATE_S; i++)
         recent += stats.history[(stats.hist_next + STATS_HISTORY - 1 - i) % STATS_HISTORY].finished;
-    size_t secs = stats.hist_len < 10 ? stats.hist_len : 10;
+    size_t secs = stats.hist_len < STATS_RATE_S ? stats.hist_len : STATS_RATE_S;
     if (!cJSON_AddNumberToObject(obj, "throughput", secs ? (double)recent / (double)secs : 0) ||
-        stats_percentiles(obj, "run_ms", stats.run_ms, stats.ring_len) < 0 ||
-        stats_percentiles(obj, "queue_ms", stats.queue_ms, stats.ring_len) < 0)
+        !cJSON_AddNumberToObject(obj, "throughput_window_s", STATS_RATE_S) ||
+        stats_percentiles(obj, "run_ms", stats.run_ms, now - STATS_PCT_S * 1000) < 0 ||
+        stats_percentiles(obj, "queue_ms", stats.queue_ms, now - STATS_PCT_S * 1000) < 0 ||
+        !cJSON_AddNumberToObject(obj, "percentile_window_s", STATS_PCT_S))
         goto out;
     hist = cJSON_AddArrayToObject(obj, "history");
     if (hist == NULL)

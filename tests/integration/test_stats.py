@@ -8,7 +8,8 @@ import time
 
 from harness import SLOW, STATUSES, Fail, check, check_error, eq, wait_until
 
-STATS_KEYS = {"counts", "queue_depth", "workers", "throughput", "run_ms", "queue_ms", "history"}
+STATS_KEYS = {"counts", "queue_depth", "workers", "throughput", "throughput_window_s", "run_ms", "queue_ms",
+              "percentile_window_s", "history"}
 HISTORY_KEYS = {"t", "finished", "submitted", "queue_depth"}
 KINDS = {"echo", "sleep", "square", "cube", "cpu", "fail", "exec"}
 
@@ -38,6 +39,7 @@ def check_stats(s):
         check(is_int(v) and v >= 0, "workers.%s: %r" % (k, v))
     check(w["busy"] + w["idle"] <= w["total"], "workers busy+idle > total: %r" % w)
     check(is_num(s["throughput"]) and s["throughput"] >= 0, "throughput: %r" % s["throughput"])
+    eq((s["throughput_window_s"], s["percentile_window_s"]), (10, 60), "windows of throughput and percentiles (s)")
     for k in ("run_ms", "queue_ms"):
         p = s[k]
         check(isinstance(p, dict), "%s is not an object: %r" % (k, p))
