@@ -13,7 +13,7 @@ import { Timeline } from './js/timeline.js';
 import { HistoryChart } from './js/chart.js';
 import {
   el, chip, setChip, ts, fmtInt, fmtRate, fmtMs, fmtAge, fmtAgo, fmtKb, fmtDateTime,
-  signalName, STATUSES, TERMINAL, STATUS_LABEL,
+  signalName, exitLabel, windowLabel, STATUSES, TERMINAL, STATUS_LABEL,
 } from './js/util.js';
 
 const $ = (id) => document.getElementById(id);
@@ -42,6 +42,11 @@ setTokenPrompter((rejected) => new Promise((resolve) => {
   input.focus();
 }));
 $('token-dialog').addEventListener('cancel', (e) => e.preventDefault());   // nothing works without it
+
+// The sticky header's height, for scroll-padding-top: what is scrolled into
+// view is not hidden under it (it wraps to two lines on phones).
+new ResizeObserver(([e]) => document.documentElement.style.setProperty('--topbar-h', `${Math.ceil(e.borderBoxSize[0].blockSize)}px`))
+  .observe(document.querySelector('.topbar'));
 
 /* ------------------------------------------------------------------ toasts */
 
@@ -73,7 +78,7 @@ function setConn(state, detail) {
 /* ------------------------------------------------------------------ numbers */
 
 // The timeline is made first: pool and table code read its clock offset.
-const timeline = new Timeline($('timeline-canvas'), $('timeline-tip'), { onOpen: (id) => openTaskHash(id) });
+const timeline = new Timeline($('timeline-canvas'), $('timeline-tip'), $('timeline-live'), { onOpen: (id) => openTaskHash(id) });
 
 const chart = new HistoryChart($('chart'), $('chart-tip'));
 chart.onSpan = (sec) => {
@@ -113,6 +118,8 @@ function renderStats() {
   }
   dist.dataset.empty = String(!total);
   $('kpi-rate').textContent = fmtRate(stats.throughput);
+  if (stats.throughput_window_s) $('kpi-rate-win').textContent = windowLabel(stats.throughput_window_s);
+  if (stats.percentile_window_s) for (const id of ['kpi-run-win', 'kpi-wait-win']) $(id).textContent = windowLabel(stats.percentile_window_s);
   $('kpi-queue').textContent = fmtInt(stats.queue_depth);
   $('kpi-run50').textContent = fmtMs(stats.run_ms?.p50);
   $('kpi-run95').textContent = fmtMs(stats.run_ms?.p95);
@@ -131,26 +138,25 @@ async function pollStats() {
 
 /* ------------------------------------------------------------------ pool */
 
-const workers = new Map();       // pid -> worker view model
+// The pool shows the live workers.  A retired worker's replacement carries on
+// in its card (the server announces the replacement first); a worker that
+// dies stays in view, red, for DIED_MS beside its replacement; a card left
+// without a successor goes after LEAVE_MS.  At most pool-size cards are
+// leaving at once, and recycling is counted in the card's header rather than
+// drawn card by card.  Events change the models; cards are drawn from them at
+// most every 150 ms (renderPoolSoon), so a worker that lives 40 ms under heavy
+// recycling may never get a card of its own.
+const workers = new Map();       // pid -> worker view model (live, or leaving while shown)
 const running = new Map();       // task id -> {kind, started} of tasks seen starting (bounded)
+const gone = new Map();          // pid -> local ms of its exit, so a late poll does not revive it
+const exits = [];                // {at: local ms, kind: recycled|killed|died}, oldest first
+const LEAVE_MS = 1200;
+const DIED_MS = 3000;
+const REPLACE_MS = 3000;
+const EXIT_KIND = { retired: 'recycled', killed: 'killed', died: 'died' };
 // A worker finishing 5+ tasks a second counts as busy even between two tasks.
 const isBusy = (w) => !w.leaving && (w.state === 'busy' || (w.rate || 0) >= 5);
 let poolInfo = null;
-
-// Why a worker left, in words.  reason "killed" means the pool killed it
-// (its task timed out or was cancelled); "died" is an unexpected death.
-function workerLabel(ev, w) {
-  const how = ev.exit_signal !== null && ev.exit_signal !== undefined ? signalName(ev.exit_signal)
-    : ev.exit_code !== null && ev.exit_code !== undefined ? `exit code ${ev.exit_code}` : '';
-  if (ev.reason === 'retired') return `retired after ${fmtInt(ev.tasks_done)} tasks`;
-  if (ev.reason === 'shutdown') return 'shut down';
-  if (ev.reason === 'killed') {
-    const why = w && w.lastStatus === 'timed_out' ? 'task timed out' : w && w.lastStatus === 'cancelled' ? 'task cancelled' : 'by taskpoold';
-    return `killed: ${why}`;
-  }
-  if (how) return ev.exit_signal !== null && ev.exit_signal !== undefined ? `died: killed by ${how}` : `died: ${how}`;
-  return ev.reason || 'exited';
-}
 
 function makeCard(w) {
   const li = el('li', { class: 'worker', dataset: { pid: w.pid } },
@@ -160,7 +166,7 @@ function makeCard(w) {
       el('span', { class: 'w-state badge' })),
     el('div', { class: 'w-task' }),
     el('dl', { class: 'w-stats' },
-      el('div', {}, el('dt', {}, 'done'), el('dd', { class: 'w-done' })),
+      el('div', { class: 'w-stat-done' }, el('dt', {}, 'done'), el('dd', { class: 'w-done' })),
       el('div', {}, el('dt', {}, 'age'), el('dd', { class: 'w-age' })),
       el('div', {}, el('dt', {}, 'memory'), el('dd', { class: 'w-rss' }))));
   w.el = li;
@@ -175,8 +181,8 @@ function updateCard(w) {
   // busy faster than anyone can read: show its rate instead.
   const fast = !w.leaving && (w.rate || 0) >= 5;
   const long = w.task_id && w.taskStarted && now - w.taskStarted > 400;
-  const state = w.leaving ? 'exited' : isBusy(w) ? 'busy' : 'idle';
-  li.dataset.state = state;
+  const state = w.leaving ? (w.died ? 'died' : 'exited') : isBusy(w) ? 'busy' : 'idle';
+  if (li.dataset.state !== state) li.dataset.state = state;
   const badge = li.querySelector('.w-state');
   if (badge.textContent !== state) badge.textContent = state;
   const task = li.querySelector('.w-task');
@@ -192,19 +198,20 @@ function updateCard(w) {
         el('span', { class: 'w-elapsed' }));
     } else task.replaceChildren(el('span', { class: 'muted' }, 'waiting for work'));
   }
-  const rate = task.querySelector('.w-rate');
-  if (rate) rate.textContent = fmtInt(Math.round(w.rate));
-  const elapsed = task.querySelector('.w-elapsed');
-  if (elapsed) elapsed.textContent = w.taskStarted ? fmtMs(Math.max(0, now - w.taskStarted)) : '';
-  li.querySelector('.w-done').textContent = fmtInt(w.tasks_done);
-  li.querySelector('.w-age').textContent = w.started_at ? fmtAge((now + timeline.offset - w.started_at) / 1000) : '–';
-  li.querySelector('.w-rss').textContent = fmtKb(w.rss_kb);
+  const set = (sel, v) => { const n = li.querySelector(sel); if (n && n.textContent !== v) n.textContent = v; };
+  set('.w-pid', String(w.pid));
+  set('.w-rate', fmtInt(Math.round(w.rate)));
+  set('.w-elapsed', w.taskStarted ? fmtMs(Math.max(0, now - w.taskStarted)) : '');
+  set('.w-done', fmtInt(w.tasks_done));
+  set('.w-age', w.started_at ? fmtAge((now + timeline.offset - w.started_at) / 1000) : '–');
+  set('.w-rss', fmtKb(w.rss_kb));
 }
 
 function upsertWorker(o, animate) {
   let w = workers.get(o.pid);
   const fresh = !w;
   if (fresh) {
+    if (gone.has(o.pid)) return null;             // a poll older than its exit event
     w = { pid: o.pid, state: 'idle', task_id: null, tasks_done: 0, started_at: null, rss_kb: null };
     workers.set(o.pid, w);
   }
@@ -220,59 +227,149 @@ function upsertWorker(o, animate) {
   }
   if (o.tasks_done !== undefined && o.tasks_done !== null) w.tasks_done = o.tasks_done;
   if (o.started_at) w.started_at = ts(o.started_at);
-  if (o.rss_kb !== undefined) w.rss_kb = o.rss_kb;
-  if (fresh) {
-    const li = makeCard(w);
-    if (animate) {
-      li.classList.add('arriving');
-      li.addEventListener('animationend', () => li.classList.remove('arriving'), { once: true });
-    }
-    $('workers').append(li);
-  }
-  updateCard(w);
+  if (o.rss_kb !== undefined && o.rss_kb !== null) w.rss_kb = o.rss_kb;
+  if (fresh) w.animate = animate;
+  renderPoolSoon();
   return w;
+}
+
+// A worker's first card: the card of one that left without successor
+// (planned exit), a new one beside a dead worker's card, or at the end.
+function placeCard(w) {
+  const pred = nearest([...workers.values()].filter((x) => x.leaving && !x.heir && x.el), (x) => x.exitedAt, w.started_at);
+  if (pred) { pred.heir = w.pid; w.took = pred.pid; }
+  if (pred && !pred.died) { takeCard(w, pred); return; }
+  const li = makeCard(w);
+  if (w.animate) {
+    li.classList.add('arriving');
+    li.addEventListener('animationend', () => li.classList.remove('arriving'), { once: true });
+  }
+  if (pred) pred.el.after(li);
+  else $('workers').append(li);
+}
+
+// heir carries on in w's card (w is gone).
+function takeCard(heir, w) {
+  inherit(heir, w);
+  if (heir.el) w.el.replaceWith(heir.el);
+  else {
+    heir.el = w.el;
+    heir.el.dataset.pid = String(heir.pid);
+    heir.el.classList.remove('leaving', 'arriving');
+    heir.el.querySelector('.w-task').dataset.key = '';
+  }
+  w.el = null;
+  dropCard(w);
+}
+
+// The element of list whose time(x) is nearest to t, within REPLACE_MS.
+function nearest(list, time, t) {
+  let best = null, bestD = REPLACE_MS;
+  for (const x of list) {
+    const d = Math.abs(time(x) - (t ?? Date.now() + timeline.offset));
+    if (d <= bestD) { best = x; bestD = d; }
+  }
+  return best;
+}
+
+// A card that takes another's place carries on its rate: under recycling
+// that is the rate of the slot, and no single worker lives a second.
+function inherit(heir, w) {
+  heir.rate = w.rate;
+  heir.evDone = (heir.evDone || 0) + (w.evDone || 0) - (w.evPrev || 0);
+}
+
+function dropCard(w) {
+  clearTimeout(w.leaveTimer);
+  if (w.el) w.el.remove();
+  if (workers.get(w.pid) === w) workers.delete(w.pid);
 }
 
 let poolTimer = null;
 function renderPoolSoon() {
   if (poolTimer) return;
-  poolTimer = setTimeout(() => {
-    poolTimer = null;
-    for (const w of workers.values()) updateCard(w);
-    renderSummary();
-  }, 150);
+  poolTimer = setTimeout(renderPool, 150);
 }
 
-function removeWorker(pid, label) {
+function renderPool() {
+  clearTimeout(poolTimer);
+  poolTimer = null;
+  for (const w of [...workers.values()]) {
+    if (!w.el && !w.leaving) placeCard(w);
+    updateCard(w);
+  }
+  renderSummary();
+}
+
+// A worker left.  at: server ms of the exit.
+function removeWorker(pid, label, { died = false, at = Date.now() + timeline.offset } = {}) {
+  gone.set(pid, Date.now());
   const w = workers.get(pid);
   if (!w || w.leaving) return;
   w.leaving = true;
   w.exitLabel = label;
+  w.died = died;
+  w.exitedAt = at;
+  const heir = died ? null : nearest([...workers.values()].filter((x) => !x.leaving && !x.took && x !== w && (x.started_at ?? 0) >= (w.started_at ?? 0)), (x) => x.started_at ?? 0, at);
+  if (heir && w.el) {                            // retired: its replacement is already there
+    heir.took = pid;
+    takeCard(heir, w);
+    renderPoolSoon();
+    return;
+  }
+  if (!w.el) {                                   // left before it was ever drawn
+    if (heir) { heir.took = pid; inherit(heir, w); }
+    dropCard(w);
+    renderPoolSoon();
+    return;
+  }
   updateCard(w);
-  const li = w.el;
-  li.classList.add('leaving');
-  const leavingNow = [...workers.values()].filter((x) => x.leaving).length;
-  const stay = leavingNow > 4 ? 300 : 2200;            // heavy recycling: do not pile up
-  setTimeout(() => {
-    li.classList.add('gone');
-    setTimeout(() => { li.remove(); if (workers.get(pid) === w) workers.delete(pid); renderSummary(); }, 450);
-  }, stay);
-  renderSummary();
+  w.el.classList.add('leaving');
+  w.leaveTimer = setTimeout(() => { dropCard(w); renderPoolSoon(); }, died ? DIED_MS : LEAVE_MS);
+  const leaving = [...workers.values()].filter((x) => x.leaving);
+  const cap = Math.max(1, poolInfo ? poolInfo.size : 2);
+  for (const x of leaving.slice(0, Math.max(0, leaving.length - cap))) dropCard(x);
+  renderPoolSoon();
 }
 
-async function loadWorkers(animate) {
+function recordExit(reason, atLocal) {
+  const kind = EXIT_KIND[reason];
+  if (kind) exits.push({ at: atLocal, kind });
+}
+
+// GET /api/v1/workers.  A worker missing from two answers in a row has left
+// (its exit event may simply not be here yet after one); `now` (after a
+// resync, when events may have been lost) removes it at once.
+let missing = new Set();
+async function loadWorkers(animate, now = false) {
   const data = await api('/api/v1/workers');
   poolInfo = data.pool || null;
   const seen = new Set();
   for (const o of data.workers || []) { seen.add(o.pid); upsertWorker(o, animate); }
-  for (const w of workers.values()) if (!w.leaving && !seen.has(w.pid)) removeWorker(w.pid, 'exited');
+  const miss = new Set();
+  for (const w of workers.values()) {
+    if (w.leaving || seen.has(w.pid)) continue;
+    if (now || missing.has(w.pid)) { removeWorker(w.pid, 'exited'); timeline.workerExited(w.pid, timeline.now(), null, 'exited'); } else miss.add(w.pid);
+  }
+  missing = miss;
   timeline.setWorkers(data.workers || []);
-  renderSummary();
+  const cut = Date.now() - 120000;
+  for (const [pid, t] of gone) if (t < cut) gone.delete(pid);
+  renderPoolSoon();
 }
 
 async function pollWorkers() {
   try { await loadWorkers(true); } catch { /* retried */ }
   setTimeout(pollWorkers, document.hidden ? 10000 : 3000);
+}
+
+// A new worker's memory is only in GET /api/v1/workers: ask soon, not at
+// the next poll (at most once a second however fast the pool recycles).
+let rssTimer = null, rssAt = 0;
+function workersSoon() {
+  if (rssTimer) return;
+  rssTimer = setTimeout(() => { rssTimer = null; rssAt = Date.now(); loadWorkers(true).catch(() => {}); },
+    Math.max(300, 1000 - (Date.now() - rssAt)));
 }
 
 function renderSummary() {
@@ -283,7 +380,21 @@ function renderSummary() {
   $('workers-empty').hidden = live.length > 0;
   const parts = [`${live.length} process${live.length === 1 ? '' : 'es'}`, `${busy} busy`];
   if (poolInfo && poolInfo.max_tasks_per_worker) parts.push(`recycled every ${fmtInt(poolInfo.max_tasks_per_worker)} tasks`);
-  $('pool-sub').textContent = parts.join(' · ');
+  const cut = Date.now() - 60000;
+  while (exits.length && exits[0].at < cut) exits.shift();
+  const n = { recycled: 0, killed: 0, died: 0 };
+  for (const x of exits) n[x.kind]++;
+  const sub = $('pool-sub');
+  const churn = Object.keys(n).filter((k) => n[k]).map((k) => el('span', { class: `churn-${k}` }, `${fmtInt(n[k])} ${k}`));
+  const nodes = [parts.join(' · ')];
+  if (churn.length) {
+    nodes.push(' · ');
+    churn.forEach((c, i) => nodes.push(...(i ? [', ', c] : [c])));
+    nodes.push(' in the last minute');
+  }
+  const text = nodes.map((x) => (typeof x === 'string' ? x : x.textContent)).join('');
+  if (sub.dataset.text !== text) { sub.dataset.text = text; sub.replaceChildren(...nodes); }
+  for (const k of Object.keys(n)) sub.dataset[k] = String(n[k]);
 }
 
 /* ------------------------------------------------------------------ timeline */
@@ -302,20 +413,30 @@ function setWindow(ms) {
 for (const b of $('tl-window').querySelectorAll('button')) b.addEventListener('click', () => setWindow(Number(b.dataset.window)));
 try { setWindow(Number(localStorage.getItem('taskpool.window')) || 120000); } catch { /* ignore */ }
 
-async function seedTimeline() {
-  // Lists carry each task's args and result: keep this page small.
-  const data = await api('/api/v1/tasks?limit=200');
-  const live = new Set([...workers.values()].filter((w) => !w.leaving).map((w) => w.pid));
-  const list = (data.tasks || []).slice().reverse();
-  for (const t of list) {
-    if (!live.has(t.worker_pid)) continue;
-    timeline.task(t);
-    if (t.status === 'running' && !running.has(t.id)) running.set(t.id, { kind: t.kind, started: ts(t.started_at) - timeline.offset });
+// The pool and its timeline from the server: GET /api/v1/workers for the
+// cards, GET /api/v1/timeline for the chart's five minutes of history (the
+// running task of each worker, how each one that left did).  On load and
+// after a resync, so no bar stays open that the server does not show running.
+const KEEP_S = 300;
+async function loadPool(animate, now = false) {
+  timeline.beginSeed();
+  const t0 = Date.now();
+  let snap;
+  try {
+    [snap] = await Promise.all([api(`/api/v1/timeline?seconds=${KEEP_S}`), loadWorkers(animate, now)]);
+  } catch (e) {
+    timeline.abortSeed();
+    throw e;
   }
-  for (const w of workers.values()) {
-    const r = w.task_id && running.get(w.task_id);
-    if (r && !w.taskKind) { w.taskKind = r.kind; w.taskStarted = r.started; updateCard(w); }
+  timeline.load(snap, snap.now - (t0 + Date.now()) / 2);
+  for (const sw of snap.workers || []) {
+    const w = workers.get(sw.pid);
+    if (!w || w.leaving || !sw.task || (w.task_id && w.task_id !== sw.task.id)) continue;
+    w.task_id = sw.task.id; w.taskKind = sw.task.kind; w.taskStarted = sw.task.started_at - timeline.offset; w.state = 'busy';
   }
+  exits.length = 0;
+  for (const sw of (snap.workers || []).filter((x) => x.exited_at !== null).sort((a, b) => a.exited_at - b.exited_at)) recordExit(sw.reason, sw.exited_at - timeline.offset);
+  renderPool();
 }
 
 /* ------------------------------------------------------------------ tasks table */
@@ -323,6 +444,7 @@ async function seedTimeline() {
 const table = {
   status: '', kind: '', before: null, stack: [], next: null, idCursor: true,
   rows: [],              // task objects, newest first
+  focusId: null,         // the row that is the table's Tab stop
   byId: new Map(),       // id -> {t, tr, dirty}
   loading: false, seq: 0,
   loadingBefore: null,   // the page being loaded
@@ -431,7 +553,7 @@ function rowCells(t) {
 }
 
 function makeRow(t) {
-  const tr = el('tr', { tabindex: '0', dataset: { id: t.id } },
+  const tr = el('tr', { tabindex: '-1', dataset: { id: t.id } },
     el('td', { class: 'c-id' }, el('a', { href: `#/tasks/${t.id}`, class: 'mono', tabindex: '-1' }, `#${t.id}`)),
     el('td', { class: 'c-kind' }, el('span', { class: 'kind' }, t.kind)),
     el('td', { class: 'c-status' }, chip(t.status)),
@@ -456,13 +578,17 @@ function fillRow(tr, t) {
 }
 
 // Table DOM updates are batched: at most one every TABLE_MS however many
-// events arrive (a status change shows within a fifth of a second).
+// events arrive (a status change shows within a fifth of a second), and one a
+// second while rows are replaced faster than anyone reads them (a flood of
+// tasks would otherwise rebuild the page's largest element five times a second).
 const TABLE_MS = 200;
+const FLOOD_MS = 1000;
 let tableTimer = null;
 let tableAt = 0;
+let tableGap = TABLE_MS;
 function renderTableSoon() {
   if (tableTimer) return;
-  const wait = Math.max(0, TABLE_MS - (performance.now() - tableAt));
+  const wait = Math.max(0, tableGap - (performance.now() - tableAt));
   tableTimer = setTimeout(() => { tableTimer = null; renderTable(); }, wait);
 }
 
@@ -472,6 +598,7 @@ function renderTable(animate = true) {
   const tbody = $('task-rows');
   let fresh = 0;
   for (const t of table.rows) { const r = table.byId.get(t.id); if (!r.tr) fresh++; }
+  tableGap = fresh > 12 && table.before === null ? FLOOD_MS : TABLE_MS;
   if (fresh > 12) animate = false;                      // a flood: no flashing
   const want = [];
   for (const t of table.rows) {
@@ -488,16 +615,34 @@ function renderTable(animate = true) {
     row.fresh = false;
     want.push(row.tr);
   }
-  // reconcile DOM order with the fewest moves
+  // reconcile DOM order with the fewest moves; a focused row that leaves
+  // hands the focus to the row now at its place
   const keep = new Set(want);
-  for (const tr of [...tbody.children]) if (!keep.has(tr)) tr.remove();
+  const focused = tbody.contains(document.activeElement) ? [...tbody.children].indexOf(document.activeElement.closest('tr')) : -1;
+  let lostFocus = false;
+  for (const tr of [...tbody.children]) if (!keep.has(tr)) { lostFocus ||= tr.contains(document.activeElement); tr.remove(); }
   let cur = tbody.firstChild;
   for (const tr of want) {
     if (cur === tr) { cur = cur.nextSibling; continue; }
     tbody.insertBefore(tr, cur);
   }
+  roving();
+  if (lostFocus && want.length) want[Math.min(focused, want.length - 1)].focus({ preventScroll: true });
   $('tasks-empty').hidden = want.length > 0;
   renderPager();
+}
+
+// The table is one Tab stop: the row last focused (else the first) has
+// tabindex 0, the others -1; arrow keys move between rows.
+function roving() {
+  const trs = $('task-rows').children;
+  let stop = null;
+  for (const tr of trs) if (Number(tr.dataset.id) === table.focusId) stop = tr;
+  stop ||= trs[0];
+  for (const tr of trs) {
+    const v = tr === stop ? '0' : '-1';
+    if (tr.getAttribute('tabindex') !== v) tr.setAttribute('tabindex', v);
+  }
 }
 
 function renderPager() {
@@ -548,17 +693,25 @@ tbody.addEventListener('click', (e) => {
   if (!tr || e.target.closest('a')) return;
   openTaskHash(Number(tr.dataset.id));
 });
+tbody.addEventListener('focusin', (e) => {
+  const tr = e.target.closest('tr[data-id]');
+  if (tr) { table.focusId = Number(tr.dataset.id); roving(); }
+});
 tbody.addEventListener('keydown', (e) => {
   const tr = e.target.closest('tr[data-id]');
-  if (!tr) return;
-  if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openTaskHash(Number(tr.dataset.id)); }
-  else if (e.key === 'ArrowDown' && tr.nextElementSibling) { e.preventDefault(); tr.nextElementSibling.focus(); }
-  else if (e.key === 'ArrowUp' && tr.previousElementSibling) { e.preventDefault(); tr.previousElementSibling.focus(); }
+  if (!tr || e.target !== tr) return;
+  if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openTaskHash(Number(tr.dataset.id)); return; }
+  const trs = [...tbody.children];
+  const i = trs.indexOf(tr);
+  const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: trs.length - 1, PageDown: i + 10, PageUp: i - 10 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  trs[Math.max(0, Math.min(trs.length - 1, to))].focus();
 });
 
 /* ------------------------------------------------------------------ detail */
 
-const detail = { id: null, task: null, seq: 0, refetch: null, opener: null };
+const detail = { id: null, task: null, seq: 0, refetch: null, opener: null, fromTable: false };
 const dlg = $('task-dialog');
 
 function openTaskHash(id) {
@@ -581,6 +734,7 @@ async function openTask(id) {
   $('detail-error').hidden = true;
   if (!dlg.open) {
     detail.opener = document.activeElement;
+    detail.fromTable = Boolean(detail.opener && detail.opener.closest && detail.opener.closest('#task-rows'));
     dlg.showModal();
     $('detail-close').focus();
   }
@@ -623,6 +777,7 @@ dlg.addEventListener('close', () => {
   detail.task = null;
   if (/^#\/tasks\//.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
   if (detail.opener && document.contains(detail.opener)) detail.opener.focus();
+  else if (detail.fromTable) $('task-rows').querySelector('tr[tabindex="0"]')?.focus();
 });
 dlg.addEventListener('click', (e) => { if (e.target === dlg) dlg.close(); });   // backdrop
 $('detail-close').addEventListener('click', () => dlg.close());
@@ -898,7 +1053,7 @@ form.addEventListener('submit', async (e) => {
 const pending = [];
 let flushQueued = false;
 // Counters for the curious (and the browser test): window.taskpool.
-const counters = { events: 0, resyncs: 0, connects: 0 };
+const counters = { events: 0, resyncs: 0, connects: 0, timeline };
 window.taskpool = counters;
 
 function scheduleFlush() {
@@ -951,11 +1106,15 @@ function flush() {
       if (d.event === 'spawned') {
         upsertWorker({ pid: d.pid, state: 'idle', task_id: null, tasks_done: d.tasks_done ?? 0, started_at: d.started_at, rss_kb: null }, true);
         timeline.workerSpawned(d.pid, ts(d.started_at));
+        workersSoon();
       } else if (d.event === 'exited') {
-        const label = workerLabel(d, workers.get(d.pid));
-        removeWorker(d.pid, label);
-        timeline.workerExited(d.pid, timeline.now(), label);
-        if (d.reason === 'died') toast(`Worker ${d.pid} ${label}`, 'warn');
+        const w = workers.get(d.pid);
+        const label = exitLabel(d, w && w.lastStatus);
+        const at = ts(d.exited_at) ?? timeline.now();
+        removeWorker(d.pid, label, { died: d.reason === 'died', at });
+        recordExit(d.reason, at - timeline.offset);
+        timeline.workerExited(d.pid, at, d.reason, label);
+        if (d.reason === 'died') deathToast(d.pid, label);
       }
     } else if (ev.type === 'resync') {
       resync = true;
@@ -967,11 +1126,24 @@ function flush() {
   if (resync) doResync();
 }
 
+// Deaths in a burst make one toast.
+const deaths = [];
+let deathTimer = null;
+function deathToast(pid, label) {
+  deaths.push([pid, label]);
+  if (deathTimer) return;
+  deathTimer = setTimeout(() => {
+    deathTimer = null;
+    const list = deaths.splice(0);
+    toast(list.length === 1 ? `Worker ${list[0][0]} ${list[0][1]}` : `${list.length} workers died (${list.map((x) => x[0]).join(', ')})`, 'warn');
+  }, 300);
+}
+
 let resyncing = null;
 function doResync() {
   if (resyncing) return;
   resyncing = Promise.allSettled([
-    loadWorkers(true).then(seedTimeline),
+    loadPool(true, true),
     api('/api/v1/stats').then((s) => { stats = s; renderStats(); }),
     table.before === null ? loadPage(null) : Promise.resolve(),
     detail.id ? fetchDetail() : Promise.resolve(),
@@ -990,6 +1162,10 @@ const stream = new EventStream('/api/v1/events', {
     if (state === 'open' && wasDown && started) loadWorkers(true).catch(() => {});
   },
 });
+// Back online, or back to a tab whose stream is down: reconnect now rather
+// than at the end of the back-off.
+window.addEventListener('online', () => stream.restart());
+document.addEventListener('visibilitychange', () => { if (!document.hidden && $('conn').dataset.state !== 'live') stream.restart(); });
 
 /* ------------------------------------------------------------------ clocks */
 
@@ -1013,7 +1189,7 @@ async function start() {
   try {
     await Promise.all([
       loadKinds(),
-      loadWorkers(false).then(seedTimeline),
+      loadPool(false),
       api('/api/v1/stats').then((s) => { stats = s; renderStats(); }),
       loadPage(null),
     ]);

@@ -1,48 +1,89 @@
-// The timeline: a live Gantt chart on a <canvas>, one lane per worker PID,
+// The timeline: a live Gantt chart on a <canvas>, one row per worker slot,
 // one bar per task coloured by outcome.
 //
-// Built to stay smooth with thousands of tasks per second:
-// - events only update plain data (no drawing); drawing happens once per
-//   animation frame (capped at ~40 fps) and only while the page is visible;
-// - a worker runs one task at a time, so a lane's running task is its last
-//   bar: a task shorter than BUCKET_MS is folded on completion into a per-lane
-//   bucket of counts by outcome instead of being kept as a bar;
-// - bars per lane are capped (MAX_BARS; the oldest fold into buckets);
-// - at draw time bars narrower than 3 px and buckets are merged per 2-px
-//   column into stacked blocks coloured by the mix of outcomes.
+// Data.  The chart opens from GET /api/v1/timeline (the server's last five
+// minutes: workers, bars, 50 ms buckets of short tasks) and then follows the
+// event stream.  Both come in the same order, so load() rebuilds everything
+// from the answer and replays the events that arrived while it was on its way
+// (beginSeed() starts recording them); a bar seen twice is kept once (by id).
+// A task shorter than BUCKET_MS is folded on completion into its worker's
+// bucket of counts by outcome, like the server does, instead of kept as a bar.
 //
-// Lanes are grouped in rows ("slots"): a worker that replaces a dead or
-// retired one continues on its row, after a red exit mark and a green spawn
-// mark, so recycling does not grow the chart without bound.  The label shows
-// the row's current PID; hovering anywhere names the PID of that moment.
+// Rows.  A worker that replaces a retired or dead one continues its row, so
+// recycling does not grow the chart: rows are assigned greedily in birth
+// order, each worker taking the free row (its last worker gone) whose worker
+// left closest to its birth.  That keeps as many rows as workers were alive at
+// once.  Planned exits (retired, shut down, killed by the pool for a timeout or
+// a cancel) are grey ticks on the row's edges; deaths are red lines.  Marks
+// closer than MARK_PX merge.
+//
+// Drawing, built to stay smooth at thousands of tasks per second:
+// - events only update plain data; drawing happens once per animation frame
+//   (at most ~40 a second, fewer when a frame took long) while visible;
+// - only what lies inside the window is visited (bars, buckets and workers are
+//   kept in time order and found by binary search);
+// - short tasks are counted into COL_W-px columns fixed in time (so they do not
+//   flicker as the chart scrolls) and drawn as stacked blocks by outcome;
+// - everything of one colour is one path, filled once.
+//
+// Keyboard.  The canvas is focusable: arrow keys move between items (a bar, or
+// a block of short tasks BLOCK_COLS columns wide), Home/End go to a row's
+// oldest/newest, Enter opens the task (a block's newest).  The tooltip shows
+// what is focused and a live region says it.
 
-import { ts, fmtMs, fmtClock, el, cssVar, STATUS_LABEL } from './util.js';
+import { fmtMs, fmtClock, el, cssVar, STATUS_LABEL, fmtInt, exitLabel } from './util.js';
 
 const BUCKET_MS = 50;
-const MAX_BARS = 1500;
+const MAX_BARS = 1500;                     // per worker; the oldest fold into buckets
 const KEEP_MS = 5 * 60 * 1000;             // longest window offered
 const OUTCOMES = ['succeeded', 'failed', 'timed_out', 'cancelled'];
 const LANE_H = 24;
 const LANE_GAP = 6;
 const AXIS_H = 22;
 const COL_W = 2;
-const REPLACE_MS = 3000;                   // a worker born this close to another's death replaces it
+const BLOCK_COLS = 6;
+const MARK_PX = 4;
+// A retired worker's replacement is spawned before the exit is recorded (in
+// the same millisecond): it may take the row of a worker that leaves this
+// long after its birth, and no later.
+const OVERLAP_MS = 50;
+const ALPHA = [0.5, 0.68, 0.84, 1];        // blocks of 1, 2+, 8+, 30+ tasks
+const alphaOf = (n) => (n >= 30 ? 3 : n >= 8 ? 2 : n >= 2 ? 1 : 0);
+const PLANNED = new Set(['retired', 'shutdown', 'killed']);
+
+// Index of the first element of a sorted array for which key(x) >= v.
+function lowerBound(a, v, key) {
+  let lo = 0, hi = a.length;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (key(a[m]) < v) lo = m + 1; else hi = m; }
+  return lo;
+}
+const barEnd = (b) => (b.e === null ? Infinity : b.e);
+const laneEnd = (l) => (l.died === null ? Infinity : l.died);
+const bucketKey = (u) => u.k;
 
 export class Timeline {
-  constructor(canvas, tip, { onOpen }) {
+  constructor(canvas, tip, live, { onOpen }) {
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');
     this.tip = tip;
+    this.live = live;                      // aria-live text for keyboard moves
     this.onOpen = onOpen;
     this.windowMs = 120000;
     this.lanes = new Map();                // pid -> lane
-    this.slots = [];                       // rows: {lanes: [lane, ...]} in birth order
-    this.finished = new Map();             // id -> true, recently finished (bounded)
+    this.rows = [];                        // [{lanes: [lane, ...]}], lanes in birth order
+    this.rowsDirty = false;
+    this.finished = new Map();             // runKey -> true, runs recently finished (bounded)
+    this.openAt = new Map();               // id of a running task -> its lane
+    this.journal = null;                   // calls recorded while a load() is on its way
     this.offset = 0;                       // server clock - local clock, ms
     this.offsetAt = 0;
     this.mouse = null;                     // {x, y} in CSS px while hovering
-    this.hit = null;                       // what the mouse is on
+    this.hit = null;                       // the item under the mouse
+    this.focus = null;                     // the item focused with the keyboard
+    this.focused = false;                  // the canvas has focus
+    this.tipAt = 0;
     this.lastDraw = 0;
+    this.drawCost = 0;                     // ms the last draw took
     this.colors = {};
     this.readColors();
     this.resize();
@@ -50,15 +91,22 @@ export class Timeline {
     matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.readColors());
     canvas.addEventListener('mousemove', (e) => { const r = canvas.getBoundingClientRect(); this.mouse = { x: e.clientX - r.left, y: e.clientY - r.top }; this.updateHit(); });
     canvas.addEventListener('mouseleave', () => { this.mouse = null; this.updateHit(); });
+    canvas.addEventListener('mousedown', () => { if (this.hit) this.focus = this.keyOf(this.hit); });
     canvas.addEventListener('click', () => { if (this.hit && this.hit.id) this.onOpen(this.hit.id); });
+    canvas.addEventListener('focus', () => { this.focused = true; if (!this.focus) this.moveFocus('first'); else this.renderTip(); });
+    canvas.addEventListener('blur', () => { this.focused = false; this.renderTip(); });
+    canvas.addEventListener('keydown', (e) => this.onKey(e));
     this.visible = true;
     new IntersectionObserver((ents) => { this.visible = ents[0].isIntersecting; }).observe(canvas);
     setInterval(() => this.prune(), 2000);
     const loop = (t) => {
       requestAnimationFrame(loop);
-      if (!this.visible || t - this.lastDraw < 24) return;
+      // ~40 fps, and a frame at least 4x as long as drawing takes: under load
+      // the chart gives up frames before the page does
+      if (!this.visible || t - this.lastDraw < Math.max(24, 4 * this.drawCost)) return;
       this.lastDraw = t;
       this.draw();
+      this.drawCost = performance.now() - t;
     };
     requestAnimationFrame(loop);
   }
@@ -67,12 +115,12 @@ export class Timeline {
     const c = {};
     for (const s of ['running', ...OUTCOMES]) c[s] = cssVar(`--st-${s}`);
     c.text = cssVar('--text'); c.muted = cssVar('--muted'); c.grid = cssVar('--grid');
-    c.lane = cssVar('--lane'); c.surface = cssVar('--surface'); c.dead = cssVar('--st-failed');
-    c.accent = cssVar('--accent');
+    c.lane = cssVar('--lane'); c.dead = cssVar('--st-failed'); c.focus = cssVar('--focus');
+    c.planned = cssVar('--mark-planned');
     this.colors = c;
   }
 
-  setWindow(ms) { this.windowMs = ms; this.updateHit(); }
+  setWindow(ms) { this.windowMs = ms; this.updateHit(); if (this.focused) this.renderTip(); }
 
   now() { return Date.now() + this.offset; }
 
@@ -85,103 +133,132 @@ export class Timeline {
     if (d > this.offset || t - this.offsetAt > 30000) { this.offset = d; this.offsetAt = t; }
   }
 
+  /* ---------------------------------------------------------------- data */
+
+  // Records the calls that change the data until load() or abortSeed().
+  beginSeed() { this.journal = []; }
+  abortSeed() { this.journal = null; }
+
+  // Rebuilds everything from a GET /api/v1/timeline answer, then replays the
+  // events recorded since beginSeed().  offset: server clock - local clock.
+  load(snap, offset) {
+    const journal = this.journal || [];
+    this.journal = null;
+    this.offset = offset; this.offsetAt = Date.now();
+    this.lanes = new Map();
+    this.finished = new Map();
+    this.openAt = new Map();
+    this.rowsDirty = true;
+    for (const w of snap.workers || []) {
+      const l = this.lane(w.pid, w.started_at);
+      if (w.exited_at !== null) this.exit(l, w.exited_at, w.reason, exitLabel(w));
+      if (w.task) {
+        const b = { id: w.task.id, kind: w.task.kind, s: w.task.started_at, e: null, st: 'running' };
+        l.bars.push(b); l.open.set(b.id, b); this.openAt.set(b.id, l); l.busy = true;
+      }
+    }
+    for (const [id, pid, s, e, st, kind] of snap.bars || []) {
+      const l = this.lane(pid);
+      const b = { id, kind, s, e, st };
+      if (st === 'failed' && l.died !== null && !PLANNED.has(l.reason) && Math.abs(e - l.died) < 1000) b.died = true;
+      l.bars.push(b);
+      this.finished.set(runKey(id, s), true);
+    }
+    for (const [pid, s, e, n, succeeded, failed, timedOut, cancelled, id] of snap.buckets || []) {
+      const u = { k: Math.floor(s / BUCKET_MS), n, s, e, succeeded, failed, timed_out: timedOut, cancelled, id, kind: '', st: '' };
+      u.st = OUTCOMES.reduce((a, k) => (u[k] > u[a] ? k : a), 'succeeded');
+      this.lane(pid).buckets.push(u);
+    }
+    for (const l of this.lanes.values()) {
+      l.bars.sort((a, b) => a.s - b.s);
+      l.buckets.sort((a, b) => a.k - b.k);
+      for (const u of l.buckets) l.bucketAt.set(u.k, u);
+    }
+    for (const [fn, args] of journal) this[fn](...args);
+    this.resolveFocus();
+  }
+
   lane(pid, born) {
     let l = this.lanes.get(pid);
     if (!l) {
-      l = { pid, alive: true, busy: false, born: born ?? null, died: null, exit: '', bars: [], byId: new Map(), buckets: new Map() };
+      l = { pid, alive: true, busy: false, born: born ?? null, died: null, reason: null, exit: '', bars: [], open: new Map(), buckets: [], bucketAt: new Map() };
       this.lanes.set(pid, l);
-      // continue the row of a worker that died around the time this one
-      // was born (its replacement); else start a row of its own
-      const t = born ?? this.now();
-      let best = null;
-      for (const sl of this.slots) {
-        const last = sl.lanes[sl.lanes.length - 1];
-        if (last.alive || last.died === null || Math.abs(last.died - t) > REPLACE_MS) continue;
-        if (!best || last.died > best.lanes[best.lanes.length - 1].died) best = sl;
-      }
-      if (best) best.lanes.push(l);
-      else this.slots.push({ lanes: [l] });
-    } else if (born && !l.born) l.born = born;
+      this.rowsDirty = true;
+    } else if (born && !l.born) { l.born = born; this.rowsDirty = true; }
     return l;
   }
 
-  slotOf(l) { return this.slots.find((sl) => sl.lanes.includes(l)); }
-
-  // The live set of workers (from GET /api/v1/workers): marks the others dead.
+  // The live workers (GET /api/v1/workers): their lanes and whether busy.
   setWorkers(list) {
-    const live = new Set();
     for (const w of list) {
-      const l = this.lane(w.pid, ts(w.started_at));
-      l.alive = true; l.busy = w.state === 'busy'; live.add(w.pid);
-    }
-    for (const l of this.lanes.values()) {
-      if (l.alive && !live.has(l.pid)) this.workerExited(l.pid, this.now(), 'exited');
+      const l = this.lane(w.pid, w.started_at ? Date.parse(w.started_at) : null);
+      if (l.alive) l.busy = w.state === 'busy' || l.open.size > 0;
     }
   }
 
-  workerSpawned(pid, startedAt) { const l = this.lane(pid, startedAt ?? this.now()); l.alive = true; }
+  workerSpawned(pid, startedAt) {
+    if (this.journal) this.journal.push(['workerSpawned', [pid, startedAt]]);
+    this.lane(pid, startedAt ?? this.now());
+  }
 
-  workerExited(pid, at, label) {
+  // reason: the server's (retired, shutdown, killed, died, or null if unknown).
+  workerExited(pid, at, reason, words) {
+    if (this.journal) this.journal.push(['workerExited', [pid, at, reason, words]]);
     const l = this.lane(pid);
-    if (!l.alive && l.died) return;
-    l.alive = false; l.busy = false; l.died = at ?? this.now(); l.exit = label || 'exited';
-    // The replacement may have been announced before this exit: move a
-    // worker born around now that still has a row of its own onto this row.
-    const home = this.slotOf(l);
-    if (home && home.lanes[home.lanes.length - 1] === l) {
-      const other = this.slots.find((sl) => sl !== home && sl.lanes.length === 1 && sl.lanes[0].alive
-        && sl.lanes[0].born !== null && Math.abs(sl.lanes[0].born - l.died) <= REPLACE_MS);
-      if (other) {
-        home.lanes.push(other.lanes[0]);
-        this.slots.splice(this.slots.indexOf(other), 1);
-      }
-    }
-    for (const b of l.bars) {
-      if (b.e === null) { b.e = l.died; b.st = 'failed'; b.died = true; this.finished.set(b.id, true); l.byId.delete(b.id); }
-    }
+    if (!l.alive) return;
+    this.exit(l, at ?? this.now(), reason, words);
   }
 
-  setBusy(pid, busy) { const l = this.lanes.get(pid); if (l) l.busy = busy; }
+  exit(l, at, reason, words) {
+    l.alive = false; l.busy = false; l.died = at; l.reason = reason; l.exit = words || 'exited';
+    this.rowsDirty = true;
+    for (const b of l.open.values()) { b.e = at; b.st = 'failed'; b.died = true; this.finished.set(runKey(b.id, b.s), true); this.openAt.delete(b.id); }
+    l.open.clear();
+  }
 
   // A task object (event or list item).  Only started tasks have a place here.
   task(t) {
-    const s = ts(t.started_at);
-    if (t.status === 'queued') {             // re-queued after its worker died
-      for (const l of this.lanes.values()) {
-        const b = l.byId.get(t.id);
-        if (b && b.e === null) { b.e = this.now(); b.st = 'failed'; b.died = true; l.byId.delete(t.id); }
-      }
+    if (this.journal) this.journal.push(['task', [t]]);
+    if (t.status === 'queued') {             // back in the queue for another attempt
+      const l = this.openAt.get(t.id);
+      const b = l && l.open.get(t.id);
+      if (b) { b.e = this.now(); b.st = 'failed'; b.died = !l.alive; l.open.delete(t.id); this.openAt.delete(t.id); }
       return;
     }
+    const s = t.started_at ? Date.parse(t.started_at) : null;
     if (!t.worker_pid || s === null) return;
-    if (this.finished.has(t.id) && t.status === 'running') return;
+    const key = runKey(t.id, s);
+    if (this.finished.has(key)) return;
     const l = this.lane(t.worker_pid);
-    const e = ts(t.finished_at);
+    if (l.born === null) { l.born = s; this.rowsDirty = true; }
     if (t.status === 'running') {
-      if (l.byId.has(t.id)) return;
+      if (l.open.has(t.id) || !l.alive) return;
       const b = { id: t.id, kind: t.kind, s, e: null, st: 'running' };
       this.insertBar(l, b);
+      l.open.set(b.id, b);
+      this.openAt.set(b.id, l);
       l.busy = true;
       return;
     }
     // terminal
-    if (this.finished.has(t.id)) return;
-    this.finished.set(t.id, true);
+    this.finished.set(key, true);
     if (this.finished.size > 60000) {
       let n = 10000;
       for (const k of this.finished.keys()) { this.finished.delete(k); if (--n === 0) break; }
     }
-    const end = e ?? this.now();
-    const b = l.byId.get(t.id);
+    const end = t.finished_at ? Date.parse(t.finished_at) : this.now();
+    const b = l.open.get(t.id);
     if (b) {
-      b.e = end; b.st = t.status; l.byId.delete(t.id);
-      if (end - b.s < BUCKET_MS && l.bars[l.bars.length - 1] === b) { l.bars.pop(); this.bucket(l, b); }
+      l.open.delete(t.id);
+      this.openAt.delete(t.id);
+      b.e = end; b.st = t.status;
+      if (end - b.s < BUCKET_MS) { l.bars.splice(l.bars.lastIndexOf(b), 1); this.bucket(l, b); }
     } else if (end - s < BUCKET_MS) {
       this.bucket(l, { id: t.id, kind: t.kind, s, e: end, st: t.status });
     } else {
       this.insertBar(l, { id: t.id, kind: t.kind, s, e: end, st: t.status });
     }
-    if (l.byId.size === 0) l.busy = false;
+    l.busy = l.open.size > 0;
   }
 
   insertBar(l, b) {
@@ -189,17 +266,23 @@ export class Timeline {
     let i = bars.length;
     while (i > 0 && bars[i - 1].s > b.s) i--;
     bars.splice(i, 0, b);
-    if (b.e === null) l.byId.set(b.id, b);
     if (bars.length > MAX_BARS) {
-      const cut = bars.splice(0, MAX_BARS >> 2);
-      for (const x of cut) { if (x.e === null) { bars.unshift(x); continue; } this.bucket(l, x); }
+      const keep = [];
+      for (const x of bars.splice(0, MAX_BARS >> 2)) { if (x.e === null) keep.push(x); else this.bucket(l, x); }
+      bars.unshift(...keep);
     }
   }
 
   bucket(l, b) {
     const k = Math.floor(b.s / BUCKET_MS);
-    let u = l.buckets.get(k);
-    if (!u) { u = { n: 0, s: b.s, e: b.e, succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, id: b.id, kind: b.kind, st: b.st }; l.buckets.set(k, u); }
+    let u = l.bucketAt.get(k);
+    if (!u) {
+      u = { k, n: 0, s: b.s, e: b.e, succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, id: b.id, kind: b.kind, st: b.st };
+      l.bucketAt.set(k, u);
+      const bs = l.buckets;
+      if (!bs.length || bs[bs.length - 1].k < k) bs.push(u);
+      else bs.splice(lowerBound(bs, k, bucketKey), 0, u);
+    }
     u.n++; u[b.st] = (u[b.st] || 0) + 1;
     if (b.s < u.s) u.s = b.s;
     if (b.e > u.e) u.e = b.e;
@@ -210,35 +293,60 @@ export class Timeline {
     const cut = this.now() - KEEP_MS;
     const kcut = Math.floor(cut / BUCKET_MS);
     for (const [pid, l] of this.lanes) {
-      if (l.bars.length && l.bars[0].s < cut) l.bars = l.bars.filter((b) => b.e === null || b.e >= cut);
-      for (const k of l.buckets.keys()) if (k < kcut) l.buckets.delete(k);
-      if (!l.alive && l.died < cut) {
-        this.lanes.delete(pid);
-        for (const sl of this.slots) { const i = sl.lanes.indexOf(l); if (i >= 0) sl.lanes.splice(i, 1); }
-      }
+      if (!l.alive && l.died < cut) { this.lanes.delete(pid); this.rowsDirty = true; continue; }
+      const i = lowerBound(l.bars, cut, barEnd);
+      if (i) l.bars.splice(0, i);
+      const j = lowerBound(l.buckets, kcut, bucketKey);
+      if (j) for (const u of l.buckets.splice(0, j)) l.bucketAt.delete(u.k);
     }
-    this.slots = this.slots.filter((sl) => sl.lanes.length);
   }
+
+  // Greedy interval partitioning of the workers into rows (see the top).
+  layoutRows() {
+    if (!this.rowsDirty) return;
+    this.rowsDirty = false;
+    const lanes = [...this.lanes.values()].sort((a, b) => (a.born ?? -Infinity) - (b.born ?? -Infinity) || a.pid - b.pid);
+    const rows = [];
+    for (const l of lanes) {
+      const born = l.born ?? -Infinity;
+      let best = null, bestD = Infinity;
+      for (const r of rows) {
+        const last = r.lanes[r.lanes.length - 1];
+        if (last.died === null || last.died > born + OVERLAP_MS) continue;
+        const d = Math.abs(last.died - born);
+        if (d < bestD) { best = r; bestD = d; }
+      }
+      if (best) best.lanes.push(l);
+      else rows.push({ lanes: [l] });
+    }
+    this.rows = rows;
+  }
+
+  /* ---------------------------------------------------------------- geometry */
 
   resize() {
     const box = this.canvas.parentElement;
     this.cssW = Math.max(200, box.clientWidth);
     this.dpr = window.devicePixelRatio || 1;
-    this.sizeFor(this.visibleLanes().length);
+    this.sizeFor(this.visibleRows().length);
   }
 
-  sizeFor(nLanes) {
-    const h = Math.max(1, nLanes) * (LANE_H + LANE_GAP) + AXIS_H + 4;
+  // Sizes the canvas for nRows; a new size clears it, so it is drawn at once.
+  sizeFor(nRows) {
+    const h = Math.max(1, nRows) * (LANE_H + LANE_GAP) + AXIS_H + 4;
     if (h === this.cssH && this.canvas.width === Math.round(this.cssW * this.dpr)) return;
     this.cssH = h;
     this.canvas.style.height = `${h}px`;
     this.canvas.width = Math.round(this.cssW * this.dpr);
     this.canvas.height = Math.round(h * this.dpr);
+    if (!this.drawing) this.draw();
   }
 
-  visibleLanes() {
+  // Rows with a worker alive at some point of the window.
+  visibleRows() {
+    this.layoutRows();
     const t0 = this.now() - this.windowMs;
-    return this.slots.filter((sl) => sl.lanes.some((l) => l.alive || l.died >= t0));
+    return this.rows.filter((r) => { const l = r.lanes[r.lanes.length - 1]; return l.alive || l.died >= t0; });
   }
 
   geometry() {
@@ -247,17 +355,35 @@ export class Timeline {
     const w = this.cssW - labelW - 6;
     const t1 = this.now();
     const t0 = t1 - this.windowMs;
-    return { x0, w, t0, t1, labelW, x: (t) => x0 + ((t - t0) / this.windowMs) * w };
+    const colMs = (this.windowMs * COL_W) / w;
+    return { x0, w, t0, t1, labelW, colMs, blockMs: colMs * BLOCK_COLS, x: (t) => x0 + ((t - t0) / this.windowMs) * w };
   }
 
+  // The lanes of a row that lived inside the window (they are in time order).
+  lanesIn(r, g) {
+    const i = lowerBound(r.lanes, g.t0, laneEnd);
+    const out = [];
+    for (let k = i; k < r.lanes.length; k++) {
+      const l = r.lanes[k];
+      if (l.born !== null && l.born > g.t1) break;
+      out.push(l);
+    }
+    return out;
+  }
+
+  /* ---------------------------------------------------------------- drawing */
+
   draw() {
-    const slots = this.visibleLanes();
-    this.sizeFor(slots.length);
+    const rows = this.visibleRows();
+    this.drawing = true;
+    this.sizeFor(rows.length);
+    this.drawing = false;
     const { ctx, colors: C } = this;
     const g = this.geometry();
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.clearRect(0, 0, this.cssW, this.cssH);
-    const plotBottom = Math.max(1, slots.length) * (LANE_H + LANE_GAP);
+    const plotBottom = Math.max(1, rows.length) * (LANE_H + LANE_GAP);
+    const xEnd = g.x0 + g.w;
 
     // grid + axis
     const step = this.windowMs <= 30000 ? 5000 : this.windowMs <= 120000 ? 15000 : 30000;
@@ -276,59 +402,151 @@ export class Timeline {
       ctx.fillText(label, x, plotBottom + 6);
     }
 
+    // One path per colour: lane backgrounds, bars by status (running ones
+    // apart, lighter), columns by outcome and opacity, and the marks.
+    const P = () => new Path2D();
+    const lanesPath = P(), gapPath = P(), planned = P(), deaths = P(), edges = P();
+    const bars = Object.fromEntries(['running', ...OUTCOMES].map((s) => [s, P()]));
+    const cols = OUTCOMES.map(() => ALPHA.map(P));
+    const kmin = Math.floor(g.t0 / g.colMs);
+    const ncol = Math.ceil(this.windowMs / g.colMs) + 2;
+    if (!this.colBuf || this.colBuf.length < ncol * 4) this.colBuf = new Float64Array(ncol * 4);
+    const buf = this.colBuf;
     let shown = 0;
-    const ncol = Math.ceil(g.w / COL_W) + 1;
-    if (!this.cols || this.cols.length !== ncol * 5) this.cols = new Float64Array(ncol * 5);
-    const cols = this.cols;
-    const xEnd = g.x0 + g.w;
-    slots.forEach((sl, i) => {
+
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'middle';
+    ctx.font = '12px ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace';
+    rows.forEach((r, i) => {
       const y = i * (LANE_H + LANE_GAP) + 2;
-      const cur = sl.lanes[sl.lanes.length - 1];
-      // label: the row's current PID
-      ctx.textAlign = 'left';
-      ctx.textBaseline = 'middle';
       const cy = y + LANE_H / 2;
-      ctx.fillStyle = cur.alive ? (cur.busy ? C.running : C.succeeded) : C.dead;
+      const cur = r.lanes[r.lanes.length - 1];
+      // label: the row's current PID
+      ctx.fillStyle = cur.alive ? (cur.busy ? C.running : C.succeeded) : PLANNED.has(cur.reason) ? C.muted : C.dead;
       ctx.beginPath(); ctx.arc(6, cy, 3.5, 0, Math.PI * 2); ctx.fill();
       ctx.fillStyle = cur.alive ? C.text : C.muted;
-      ctx.font = '12px ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace';
       ctx.fillText(String(cur.pid), 15, cy);
       if (!cur.alive) ctx.fillRect(15, cy, ctx.measureText(String(cur.pid)).width, 1);
 
-      // the row: a lane where a process lived, a thin dashed line elsewhere
-      let prevEnd = g.x0;
-      const gap = (xa, xb) => {
-        if (xb - xa < 2) return;
-        ctx.strokeStyle = C.grid; ctx.lineWidth = 1; ctx.setLineDash([3, 4]);
-        ctx.beginPath(); ctx.moveTo(xa, cy + 0.5); ctx.lineTo(xb, cy + 0.5); ctx.stroke(); ctx.setLineDash([]);
+      // where a process lived: one background per run of back-to-back workers
+      const lanes = this.lanesIn(r, g);
+      let runA = null, runB = null, prevEnd = g.x0;
+      const flush = () => {
+        if (runA === null) return;
+        if (runA > prevEnd + 2) gapPath.rect(prevEnd, cy, runA - prevEnd, 1);
+        lanesPath.roundRect(runA, y, runB - runA, LANE_H, 5);
+        prevEnd = runB; runA = null;
       };
-      sl.lanes.forEach((l) => {
+      for (const l of lanes) {
         const xa = l.born !== null ? Math.max(g.x0, g.x(l.born)) : g.x0;
         const xb = l.died !== null ? Math.min(xEnd, g.x(l.died)) : xEnd;
-        if (xa > prevEnd + 1) gap(prevEnd, Math.min(xa, xEnd));
-        prevEnd = Math.max(prevEnd, xb);
-        if (xb <= g.x0 || xa >= xEnd) return;
-        ctx.fillStyle = C.lane;
-        roundRect(ctx, xa, y, xb - xa, LANE_H, 5); ctx.fill();
-        shown += this.drawLane(l, g, y, Math.max(g.x0, xa - 2), Math.min(xEnd, xb + 2), cols, ncol);
-      });
-      if (prevEnd < xEnd - 1) gap(prevEnd, xEnd);
-      for (const l of sl.lanes) {           // exit and spawn marks
-        if (l.died !== null) { const x = g.x(l.died); if (x > g.x0 && x < xEnd) { ctx.fillStyle = C.dead; ctx.fillRect(x - 1, y, 2, LANE_H); } }
-        if (l.born !== null) { const x = g.x(l.born); if (x > g.x0 + 2 && x < xEnd) { ctx.fillStyle = C.succeeded; tri(ctx, x + 3, y); } }
+        if (runA !== null && xa > runB + 1) flush();
+        if (runA === null) runA = xa;
+        runB = Math.max(runB ?? xb, xb);
       }
+      flush();
+      if (prevEnd < xEnd - 2) gapPath.rect(prevEnd, cy, xEnd - prevEnd, 1);
+
+      // tasks: wide bars as bars, the rest counted into columns
+      buf.fill(0, 0, ncol * 4);
+      let anyCol = false;
+      for (const l of lanes) {
+        for (let k = lowerBound(l.bars, g.t0, barEnd); k < l.bars.length; k++) {
+          const b = l.bars[k];
+          if (b.s > g.t1) break;
+          shown++;
+          const xa = g.x(b.s), xb = g.x(b.e ?? g.t1);
+          if (xb - xa < 3 && b.e !== null) {
+            const c = Math.floor(b.s / g.colMs) - kmin;
+            if (c >= 0 && c < ncol) { buf[c * 4 + OUTCOMES.indexOf(b.st)]++; anyCol = true; }
+            continue;
+          }
+          const a = Math.max(g.x0, xa);
+          bars[b.st].roundRect(a, y + 3, Math.max(2, xb - a - 1), LANE_H - 6, 3);
+          if (b.e === null) edges.rect(xb - 2, y + 3, 2, LANE_H - 6);
+        }
+        const kb = Math.floor(g.t0 / BUCKET_MS);
+        for (let k = lowerBound(l.buckets, kb, bucketKey); k < l.buckets.length; k++) {
+          const u = l.buckets[k];
+          if (u.e < g.t0) continue;
+          shown += u.n;
+          const c = Math.floor(u.s / g.colMs) - kmin;
+          if (c < 0 || c >= ncol) continue;
+          const o = c * 4;
+          buf[o] += u.succeeded; buf[o + 1] += u.failed; buf[o + 2] += u.timed_out; buf[o + 3] += u.cancelled;
+          anyCol = true;
+        }
+      }
+      if (anyCol) {
+        const hh = LANE_H - 6;
+        for (let c = 0; c < ncol; c++) {
+          const o = c * 4;
+          const n = buf[o] + buf[o + 1] + buf[o + 2] + buf[o + 3];
+          if (!n) continue;
+          const x = g.x((kmin + c) * g.colMs);
+          if (x < g.x0 || x >= xEnd) continue;
+          const a = alphaOf(n);
+          let yy = y + 3;
+          for (let k = 3; k >= 0; k--) {      // rare outcomes on top
+            if (!buf[o + k]) continue;
+            const h = Math.min(Math.max(1.5, (buf[o + k] / n) * hh), y + 3 + hh - yy);
+            cols[k][a].rect(x, yy, COL_W, h);
+            yy += h;
+            if (yy >= y + 3 + hh) break;
+          }
+        }
+      }
+
+      // exit marks, merged when closer than MARK_PX; a death wins its group
+      let gx = -Infinity, gDeath = false;
+      const mark = () => {
+        if (gx === -Infinity) return;
+        if (gDeath) deaths.rect(gx - 1, y - 1, 2, LANE_H + 2);
+        else { planned.rect(gx - 0.5, y, 1, 4); planned.rect(gx - 0.5, y + LANE_H - 4, 1, 4); }
+      };
+      for (const l of lanes) {
+        if (l.died === null) continue;
+        const x = g.x(l.died);
+        if (x <= g.x0 || x >= xEnd) continue;
+        const death = !PLANNED.has(l.reason) && l.reason !== null;
+        if (x - gx < MARK_PX) { gDeath ||= death; continue; }
+        mark();
+        gx = x; gDeath = death;
+      }
+      mark();
     });
 
-    if (!slots.length) {
+    ctx.fillStyle = C.lane; ctx.fill(lanesPath);
+    ctx.fillStyle = C.grid; ctx.fill(gapPath);
+    for (let k = 0; k < 4; k++) {
+      ctx.fillStyle = C[OUTCOMES[k]];
+      for (let a = 0; a < ALPHA.length; a++) { ctx.globalAlpha = ALPHA[a]; ctx.fill(cols[k][a]); }
+    }
+    ctx.globalAlpha = 1;
+    for (const s of OUTCOMES) { ctx.fillStyle = C[s]; ctx.fill(bars[s]); }
+    ctx.fillStyle = C.running;
+    ctx.globalAlpha = 0.8; ctx.fill(bars.running); ctx.globalAlpha = 1;
+    ctx.fill(edges);
+    ctx.fillStyle = C.planned; ctx.fill(planned);
+    ctx.fillStyle = C.dead; ctx.fill(deaths);
+
+    if (!rows.length) {
       ctx.fillStyle = C.muted; ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
       ctx.font = '13px ui-sans-serif, system-ui, sans-serif';
       ctx.fillText('waiting for workers…', g.x0 + g.w / 2, LANE_H / 2 + 2);
     }
 
-    if (this.hit && this.hit.box) {
-      const b = this.hit.box;
+    if (this.hit) {
       ctx.strokeStyle = C.text; ctx.lineWidth = 1.5;
-      roundRect(ctx, b.x - 1, b.y + 1, b.w + 2, b.h - 2, 3); ctx.stroke();
+      const b = this.boxOf(this.hit, g, rows);
+      if (b) { ctx.beginPath(); ctx.roundRect(b.x - 1, b.y + 1, b.w + 2, b.h - 2, 3); ctx.stroke(); }
+    }
+    if (this.focused && this.focus) {
+      const b = this.boxOf(this.focus, g, rows);
+      if (b) {
+        ctx.strokeStyle = C.focus; ctx.lineWidth = 2;
+        ctx.beginPath(); ctx.roundRect(b.x - 2, b.y - 1, b.w + 4, b.h + 2, 4); ctx.stroke();
+      }
     }
     if (this.mouse && this.mouse.x > g.x0 && this.mouse.y < plotBottom) {
       ctx.fillStyle = C.muted; ctx.globalAlpha = 0.5;
@@ -343,158 +561,211 @@ export class Timeline {
       this.canvas.dataset.lanes = [...this.lanes.values()].filter((l) => l.alive).map((l) => l.pid).join(' ');
       if (this.mouse) this.updateHit();
     }
+    if (this.focused && this.focus && now - this.tipAt > 250) { this.resolveFocus(); this.renderTip(); }
   }
 
-  // Draws one worker's bars between x-limits ca..cb of its row; returns how
-  // many tasks it drew.
-  drawLane(l, g, y, ca, cb, cols, ncol) {
-    const { ctx, colors: C } = this;
-    let shown = 0;
-    cols.fill(0);
-    let anyCol = false;
-    ctx.save();
-    ctx.beginPath(); ctx.rect(ca, y, cb - ca, LANE_H); ctx.clip();
-    for (const b of l.bars) {
-      const e = b.e ?? g.t1;
-      if (e < g.t0 || b.s > g.t1) continue;
-      shown++;
-      const xa = g.x(b.s), xb = g.x(e);
-      if (xb - xa < 3 && b.e !== null) {
-        const c = Math.floor((xa - g.x0) / COL_W);
-        if (c >= 0 && c < ncol) { cols[c * 5 + OUTCOMES.indexOf(b.st)] += 1; anyCol = true; }
-        continue;
+  /* ---------------------------------------------------------------- items */
+
+  // What a row shows inside the window, oldest first: wide bars one by one,
+  // short tasks in blocks of BLOCK_COLS columns (fixed in time).
+  rowItems(ri, g) {
+    const r = this.visibleRows()[ri];
+    if (!r) return [];
+    const items = [];
+    const blocks = new Map();
+    const block = (t, pid) => {
+      const bk = Math.floor(t / g.blockMs);
+      let b = blocks.get(bk);
+      if (!b) {
+        b = { type: 'block', row: ri, bk, s: bk * g.blockMs, e: (bk + 1) * g.blockMs, pid, n: 0, succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, id: 0, kind: '', st: '', first: Infinity, last: 0 };
+        blocks.set(bk, b); items.push(b);
       }
-      ctx.fillStyle = C[b.st] || C.muted;
-      ctx.globalAlpha = b.e === null ? 0.8 : 1;
-      roundRect(ctx, xa, y + 3, Math.max(2, xb - xa - 1), LANE_H - 6, 3); ctx.fill();
-      ctx.globalAlpha = 1;
-      if (b.e === null) ctx.fillRect(xb - 2, y + 3, 2, LANE_H - 6);   // the running edge
-    }
-    for (const u of l.buckets.values()) {
-      if (u.e < g.t0) continue;
-      shown += u.n;
-      const c = Math.floor((g.x(u.s) - g.x0) / COL_W);
-      if (c < 0 || c >= ncol) continue;
-      for (let k = 0; k < 4; k++) cols[c * 5 + k] += u[OUTCOMES[k]];
-      anyCol = true;
-    }
-    if (anyCol) {
-      const hh = LANE_H - 6;
-      for (let c = 0; c < ncol; c++) {
-        const o = c * 5;
-        const n = cols[o] + cols[o + 1] + cols[o + 2] + cols[o + 3];
-        if (!n) continue;
-        const x = g.x0 + c * COL_W;
-        ctx.globalAlpha = n === 1 ? 1 : 0.6 + 0.4 * Math.min(1, Math.log10(n) / 2);
-        let yy = y + 3;
-        for (let k = 3; k >= 0; k--) {      // rare outcomes on top
-          if (!cols[o + k]) continue;
-          const h = Math.min(Math.max(1.5, (cols[o + k] / n) * hh), y + 3 + hh - yy);
-          ctx.fillStyle = C[OUTCOMES[k]];
-          ctx.fillRect(x, yy, COL_W, h);
-          yy += h;
-          if (yy >= y + 3 + hh) break;
-        }
+      return b;
+    };
+    const add = (b, u, n, pid) => {
+      b.n += n;
+      for (const k of OUTCOMES) b[k] += u[k] || 0;
+      if (u.id > b.id) { b.id = u.id; b.kind = u.kind; b.st = u.st; b.pid = pid; }
+      b.first = Math.min(b.first, u.s); b.last = Math.max(b.last, u.e);
+    };
+    for (const l of this.lanesIn(r, g)) {
+      for (let k = lowerBound(l.bars, g.t0, barEnd); k < l.bars.length; k++) {
+        const b = l.bars[k];
+        if (b.s > g.t1) break;
+        if (g.x(b.e ?? g.t1) - g.x(b.s) < 3 && b.e !== null) { add(block(b.s, l.pid), { ...b, [b.st]: 1 }, 1, l.pid); continue; }
+        items.push({ type: 'bar', row: ri, id: b.id, kind: b.kind, st: b.st, s: b.s, e: b.e, pid: l.pid, died: b.died });
       }
-      ctx.globalAlpha = 1;
+      for (let k = lowerBound(l.buckets, Math.floor(g.t0 / BUCKET_MS), bucketKey); k < l.buckets.length; k++) {
+        const u = l.buckets[k];
+        if (u.e >= g.t0) add(block(u.s, l.pid), u, u.n, l.pid);
+      }
     }
-    ctx.restore();
-    return shown;
+    return items.filter((it) => (it.e ?? g.t1) >= g.t0 && it.s <= g.t1).sort((a, b) => a.s - b.s);
+  }
+
+  boxOf(it, g, rows) {
+    if (it.row >= rows.length) return null;
+    const y = it.row * (LANE_H + LANE_GAP) + 2;
+    const xa = Math.max(g.x0, g.x(it.s));
+    const xb = Math.min(g.x0 + g.w, g.x(it.e ?? g.t1));
+    return { x: xa, y: y + 2, w: Math.max(2, xb - xa - (it.type === 'bar' ? 1 : 0)), h: LANE_H - 4 };
+  }
+
+  // Stable identity of an item: a bar by task id, a block by its time slot.
+  keyOf(it) { return { type: it.type, row: it.row, id: it.id, bk: it.bk, s: it.s, e: it.e, item: it }; }
+
+  // Finds the focused item again in the current data (it moves, grows, or
+  // scrolls out of the window: then the oldest item of its row).
+  resolveFocus() {
+    const f = this.focus;
+    if (!f) return;
+    const g = this.geometry();
+    const rows = this.visibleRows();
+    if (!rows.length) { this.focus = null; return; }
+    const row = Math.min(f.row, rows.length - 1);
+    const items = this.rowItems(row, g);
+    let it = items.find((x) => x.type === f.type && (f.type === 'bar' ? x.id === f.id : x.bk === f.bk));
+    if (!it) it = items.find((x) => (x.e ?? g.t1) >= f.s) || items[items.length - 1];
+    this.focus = it ? this.keyOf(it) : { ...f, row, item: null };
+  }
+
+  moveFocus(how) {
+    const g = this.geometry();
+    const rows = this.visibleRows();
+    if (!rows.length) { this.focus = null; this.renderTip(); return; }
+    const f = this.focus;
+    let row = f ? Math.min(f.row, rows.length - 1) : 0;
+    if (how === 'up') row = Math.max(0, row - 1);
+    if (how === 'down') row = Math.min(rows.length - 1, row + 1);
+    let items = this.rowItems(row, g);
+    if (!items.length && (how === 'up' || how === 'down' || how === 'first')) {
+      // skip rows with nothing in the window
+      for (let k = 1; k < rows.length && !items.length; k++) {
+        const alt = how === 'up' ? row - k : row + k;
+        if (alt < 0 || alt >= rows.length) break;
+        items = this.rowItems(alt, g);
+        if (items.length) row = alt;
+      }
+    }
+    let it = null;
+    if (items.length) {
+      const i = f && f.item ? items.findIndex((x) => x.type === f.type && (f.type === 'bar' ? x.id === f.id : x.bk === f.bk)) : -1;
+      if (how === 'first' || how === 'end') it = items[items.length - 1];
+      else if (how === 'home') it = items[0];
+      else if (how === 'left') it = items[i > 0 ? i - 1 : 0];
+      else if (how === 'right') it = items[i >= 0 ? Math.min(items.length - 1, i + 1) : items.length - 1];
+      else {                                 // up, down: the item nearest in time
+        const t = f ? (f.s + (f.e ?? g.t1)) / 2 : g.t1;
+        it = items.reduce((a, x) => (Math.abs((x.s + (x.e ?? g.t1)) / 2 - t) < Math.abs((a.s + (a.e ?? g.t1)) / 2 - t) ? x : a));
+      }
+    }
+    this.focus = it ? this.keyOf(it) : { type: 'none', row, s: g.t1, e: g.t1, item: null };
+    this.renderTip();
+    if (it) this.live.textContent = this.describe(it);
+  }
+
+  onKey(e) {
+    const keys = { ArrowLeft: 'left', ArrowRight: 'right', ArrowUp: 'up', ArrowDown: 'down', Home: 'home', End: 'end' };
+    if (keys[e.key]) { e.preventDefault(); this.moveFocus(keys[e.key]); return; }
+    if ((e.key === 'Enter' || e.key === ' ') && this.focus && this.focus.item && this.focus.item.id) {
+      e.preventDefault();
+      this.onOpen(this.focus.item.id);
+    }
   }
 
   // Finds what is under the mouse and fills the tooltip.
   updateHit() {
     const m = this.mouse;
-    let hit = null;
+    let hit = null, lane = null;
     if (m) {
       const g = this.geometry();
-      const slots = this.visibleLanes();
-      const i = Math.floor((m.y - 2) / (LANE_H + LANE_GAP));
-      const sl = slots[i];
-      if (sl && m.x >= g.x0 && m.y - 2 - i * (LANE_H + LANE_GAP) <= LANE_H) {
-        const y = i * (LANE_H + LANE_GAP) + 2;
-        const t = g.t0 + ((m.x - g.x0) / g.w) * this.windowMs;
-        // the worker of this row at time t: the last one born before t
-        let l = sl.lanes[0];
-        for (const c of sl.lanes) if (c.born === null || c.born <= t) l = c;
-        for (const b of l.bars) {
-          const e = b.e ?? g.t1;
-          const xa = g.x(b.s), xb = g.x(e);
-          if (xb - xa < 3 && b.e !== null) continue;
-          if (m.x >= xa - 1 && m.x <= Math.max(xa + 2, xb) + 1) {
-            hit = { id: b.id, kind: b.kind, st: b.st, s: b.s, e: b.e, pid: l.pid, died: b.died, box: { x: xa, y: y + 2, w: Math.max(2, xb - xa - 1), h: LANE_H - 4 } };
-          }
+      const rows = this.visibleRows();
+      const ri = Math.floor((m.y - 2) / (LANE_H + LANE_GAP));
+      const r = rows[ri];
+      if (r && m.x >= g.x0 && m.y - 2 - ri * (LANE_H + LANE_GAP) <= LANE_H) {
+        const items = this.rowItems(ri, g);
+        const on = (it) => { const xa = g.x(it.s), xb = Math.max(xa + 2, g.x(it.e ?? g.t1)); return m.x >= xa - 1 && m.x <= xb + 1; };
+        hit = items.find((it) => it.type === 'bar' && on(it)) || items.find((it) => it.type === 'block' && on(it)) || null;
+        if (!hit) {                          // nothing there: say whose row it is
+          const t = g.t0 + ((m.x - g.x0) / g.w) * this.windowMs;
+          lane = r.lanes[0];
+          for (const c of r.lanes) if (c.born === null || c.born <= t) lane = c;
+          lane = { lane, t };
         }
-        if (!hit) {                         // the merged columns under the mouse
-          const c = Math.floor((m.x - g.x0) / COL_W);
-          const ca = g.x0 + (c - 1) * COL_W, cb = g.x0 + (c + 2) * COL_W;
-          const agg = { n: 0, succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, id: 0, kind: '', st: '', s: Infinity, e: 0 };
-          const add = (u, n) => {
-            agg.n += n;
-            for (const k of OUTCOMES) agg[k] += u[k] || 0;
-            if (u.id > agg.id) { agg.id = u.id; agg.kind = u.kind; agg.st = u.st; }
-            agg.s = Math.min(agg.s, u.s); agg.e = Math.max(agg.e, u.e);
-          };
-          for (const b of l.bars) {
-            if (b.e === null) continue;
-            const xa = g.x(b.s), xb = g.x(b.e);
-            if (xb - xa >= 3 || xa < ca || xa >= cb) continue;
-            add({ ...b, [b.st]: 1 }, 1);
-          }
-          for (const u of l.buckets.values()) {
-            const xa = g.x(u.s);
-            if (xa < ca || xa >= cb) continue;
-            add(u, u.n);
-          }
-          if (agg.n) hit = { agg, pid: l.pid, id: agg.id, box: { x: ca, y: y + 2, w: cb - ca, h: LANE_H - 4 } };
-        }
-        if (!hit) hit = { pid: l.pid, t, lane: l, none: true };
       }
     }
-    this.hit = hit && !hit.none ? hit : null;
-    this.canvas.style.cursor = this.hit && this.hit.id ? 'pointer' : 'default';
-    this.renderTip(hit);
+    this.hit = hit;
+    this.canvas.style.cursor = hit && hit.id ? 'pointer' : 'default';
+    this.renderTip(lane);
   }
 
-  renderTip(hit) {
+  describe(it) {
+    if (it.type === 'block' && it.n > 1) {
+      const parts = OUTCOMES.filter((k) => it[k]).map((k) => `${fmtInt(it[k])} ${STATUS_LABEL[k]}`);
+      return `${fmtInt(it.n)} tasks on worker ${it.pid}: ${parts.join(', ')}; ${fmtClock(it.first)} to ${fmtClock(it.last)}. Enter opens the newest, #${it.id}.`;
+    }
+    const dur = (it.e ?? this.now()) - (it.type === 'block' ? it.first : it.s);
+    return `Task #${it.id} ${it.kind || ''}, ${it.died ? 'worker died' : STATUS_LABEL[it.st] || it.st}, ${fmtMs(dur)}, worker ${it.pid}.`;
+  }
+
+  // The tooltip: of the item under the mouse, else of the focused item.
+  renderTip(empty) {
     const tip = this.tip;
-    if (!hit || !this.mouse) { tip.hidden = true; return; }
+    const fromMouse = this.mouse && (this.hit || empty);
+    const it = fromMouse ? this.hit : this.focused && this.focus ? this.focus.item : null;
+    this.tipAt = performance.now();
+    if (!fromMouse && !it) { tip.hidden = true; return; }
     tip.replaceChildren();
-    if (hit.none) {
-      const l = hit.lane;
+    if (!it) {
+      const { lane: l, t } = empty;
       tip.append(el('div', { class: 'tip-title' }, el('span', { class: 'mono' }, `worker ${l.pid}`)),
         el('div', { class: 'tip-row' }, l.alive ? (l.busy ? 'busy' : 'idle') : `exited · ${l.exit}`),
-        el('div', { class: 'tip-row muted' }, fmtClock(hit.t)));
-    } else if (hit.agg && hit.agg.n > 1) {
-      const a = hit.agg;
-      tip.append(el('div', { class: 'tip-title' }, `${a.n.toLocaleString()} tasks`, el('span', { class: 'muted' }, ` · worker ${hit.pid}`)));
-      for (const k of OUTCOMES) if (a[k]) tip.append(el('div', { class: 'tip-row' }, el('i', { class: 'sw', dataset: { status: k } }), `${a[k].toLocaleString()} ${STATUS_LABEL[k]}`));
-      tip.append(el('div', { class: 'tip-row muted' }, `${fmtClock(a.s)} – ${fmtClock(a.e)}`),
-        el('div', { class: 'tip-row muted' }, `click: newest, #${a.id}`));
+        el('div', { class: 'tip-row muted' }, fmtClock(t)));
+    } else if (it.type === 'block' && it.n > 1) {
+      tip.append(el('div', { class: 'tip-title' }, `${fmtInt(it.n)} tasks`, el('span', { class: 'muted' }, ` · worker ${it.pid}`)));
+      for (const k of OUTCOMES) if (it[k]) tip.append(el('div', { class: 'tip-row' }, el('i', { class: 'sw', dataset: { status: k } }), `${fmtInt(it[k])} ${STATUS_LABEL[k]}`));
+      tip.append(el('div', { class: 'tip-row muted' }, `${fmtClock(it.first)} – ${fmtClock(it.last)}`),
+        el('div', { class: 'tip-row muted' }, `${fromMouse ? 'click' : 'Enter'}: newest, #${it.id}`));
     } else {
-      const h = hit.agg ? { id: hit.agg.id, kind: hit.agg.kind, st: hit.agg.st, s: hit.agg.s, e: hit.agg.e } : hit;
-      const dur = (h.e ?? this.now()) - h.s;
-      tip.append(el('div', { class: 'tip-title' }, el('span', { class: 'mono' }, `#${h.id}`), ` ${h.kind || ''}`),
-        el('div', { class: 'tip-row' }, el('i', { class: 'sw', dataset: { status: h.st } }), h.died ? 'worker died' : STATUS_LABEL[h.st] || h.st, ` · ${fmtMs(dur)}`),
-        el('div', { class: 'tip-row muted' }, `worker ${hit.pid} · ${fmtClock(h.s)}`));
+      const s = it.type === 'block' ? it.first : it.s;
+      const e = it.type === 'block' ? it.last : it.e;
+      const dur = (e ?? this.now()) - s;
+      tip.append(el('div', { class: 'tip-title' }, el('span', { class: 'mono' }, `#${it.id}`), ` ${it.kind || ''}`),
+        el('div', { class: 'tip-row' }, el('i', { class: 'sw', dataset: { status: it.st } }), it.died ? 'worker died' : STATUS_LABEL[it.st] || it.st, ` · ${fmtMs(dur)}`),
+        el('div', { class: 'tip-row muted' }, `worker ${it.pid} · ${fmtClock(s)}`));
     }
     tip.hidden = false;
     const box = this.canvas.parentElement.getBoundingClientRect();
     const tw = tip.offsetWidth, th = tip.offsetHeight;
-    let x = this.mouse.x + 14, y = this.mouse.y + 14;
-    if (x + tw > box.width) x = this.mouse.x - tw - 10;
-    if (y + th > this.cssH + 30) y = this.mouse.y - th - 10;
+    let x, y;
+    if (fromMouse) {
+      x = this.mouse.x + 14; y = this.mouse.y + 14;
+      if (x + tw > box.width) x = this.mouse.x - tw - 10;
+      if (y + th > this.cssH + 30) y = this.mouse.y - th - 10;
+    } else {                                 // beside the focused item, below its row
+      const b = this.boxOf(this.focus, this.geometry(), this.visibleRows());
+      x = b ? Math.min(box.width - tw, b.x + b.w / 2 - tw / 2) : 0;
+      y = b ? b.y + b.h + 6 : 0;
+    }
     tip.style.transform = `translate(${Math.max(0, x)}px, ${Math.max(0, y)}px)`;
   }
+
+  // What the chart shows now, for tests and the curious: rows in order, each
+  // with the workers of the window and their bars [id, status].
+  snapshot() {
+    const g = this.geometry();
+    return this.visibleRows().map((r) => ({
+      pid: r.lanes[r.lanes.length - 1].pid,
+      lanes: this.lanesIn(r, g).map((l) => ({
+        pid: l.pid, alive: l.alive, reason: l.reason, born: l.born, died: l.died,
+        bars: l.bars.filter((b) => barEnd(b) >= g.t0 && b.s <= g.t1).map((b) => [b.id, b.st]),
+        short: l.buckets.reduce((a, u) => a + (u.e >= g.t0 ? u.n : 0), 0),
+      })),
+    }));
+  }
+
+  focusedItem() { return this.focus && this.focus.item ? { type: this.focus.item.type, id: this.focus.item.id } : null; }
 }
 
-function roundRect(ctx, x, y, w, h, r) {
-  r = Math.min(r, w / 2, h / 2);
-  ctx.beginPath();
-  ctx.roundRect ? ctx.roundRect(x, y, w, h, r) : ctx.rect(x, y, w, h);
-}
-
-function tri(ctx, x, y) {
-  ctx.beginPath(); ctx.moveTo(x - 4, y - 1); ctx.lineTo(x + 4, y - 1); ctx.lineTo(x, y + 5); ctx.closePath(); ctx.fill();
-}
-
+// A run of a task: a retry has the same id, but starts later.
+function runKey(id, startedAt) { return `${id}@${startedAt}`; }

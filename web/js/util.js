@@ -117,17 +117,25 @@ export function signalName(n) {
   return names[n] || `signal ${n}`;
 }
 
+// Why a worker left, in words, from a worker event or a GET /api/v1/timeline
+// worker.  reason "killed": the pool killed it (its task timed out or was
+// cancelled: lastStatus says which); "died": an unexpected death.
+export function exitLabel(w, lastStatus) {
+  if (w.reason === 'retired') return w.tasks_done === undefined || w.tasks_done === null ? 'retired' : `retired after ${fmtInt(w.tasks_done)} tasks`;
+  if (w.reason === 'shutdown') return 'shut down';
+  if (w.reason === 'killed') return `killed: ${lastStatus === 'timed_out' ? 'task timed out' : lastStatus === 'cancelled' ? 'task cancelled' : 'by taskpoold'}`;
+  if (w.exit_signal !== null && w.exit_signal !== undefined) return `died: killed by ${signalName(w.exit_signal)}`;
+  if (w.exit_code !== null && w.exit_code !== undefined) return `died: exit code ${w.exit_code}`;
+  return w.reason || 'exited';
+}
+
+// A window of seconds in words: "last 10 s", "last minute", "last 5 min".
+export function windowLabel(sec) {
+  if (sec === 60) return 'last minute';
+  return sec > 60 && sec % 60 === 0 ? `last ${sec / 60} min` : `last ${sec} s`;
+}
+
 // Reads a CSS custom property from :root (for canvas colours).
 export function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-}
-
-// Calls fn at most once per animation frame, however often it is scheduled.
-export function frameScheduler(fn) {
-  let queued = false;
-  return () => {
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => { queued = false; fn(); });
-  };
 }
