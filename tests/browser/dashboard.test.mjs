@@ -122,6 +122,49 @@ async function pagePids(page) {
 
 const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+// What the timeline shows: rows of workers (lanes) with their bars [id, status].
+const timelineRows = (page) => page.evaluate(() => window.taskpool.timeline.snapshot());
+const timelineBars = async (page) => (await timelineRows(page)).flatMap((r) => r.lanes.flatMap((l) => l.bars.map(([id, st]) => ({ id, st, pid: l.pid }))));
+
+// The workers of a timeline row follow one another: none starts before the
+// one before it left.
+function assertRowsDisjoint(rows) {
+  for (const r of rows) {
+    for (let i = 1; i < r.lanes.length; i++) {
+      const [a, b] = [r.lanes[i - 1], r.lanes[i]];
+      assert(a.died !== null && b.born >= a.died - 50, `worker ${b.pid} (born ${b.born}) shares a row with ${a.pid} (left ${a.died})`);
+    }
+  }
+}
+
+// Every task of the daemon (all pages), oldest first.
+async function allTasks(d) {
+  const out = [];
+  let before = null;
+  for (;;) {
+    const q = before === null ? '' : `&before=${before}`;
+    const page = await api(d, `/api/v1/tasks?limit=500${q}`);
+    out.push(...page.tasks);
+    if (page.next === null) return out.reverse();
+    before = page.next;
+  }
+}
+
+// Posts echo tasks from `conns` parallel loops for ms milliseconds.
+async function echoLoad(d, ms, conns = 8) {
+  const end = Date.now() + ms;
+  let n = 0;
+  await Promise.all(Array.from({ length: conns }, async () => {
+    while (Date.now() < end) { await api(d, '/api/v1/tasks', { method: 'POST', body: { kind: 'echo', args: {} } }); n++; }
+  }));
+  return n;
+}
+
+const waitTask = (d, id, ms) => until(async () => {
+  const t = await api(d, `/api/v1/tasks/${id}`);
+  return ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(t.status) ? t : null;
+}, ms, `task #${id} to end`);
+
 // Width and height from a PNG's IHDR chunk.
 function pngSize(file) {
   const b = fs.readFileSync(file);
@@ -349,6 +392,37 @@ async function main() {
     await until(async () => (await page.$eval('#timeline-canvas', (c) => c.dataset.lanes || '')).split(' ').includes(String(fresh)), 5000, `a timeline lane for ${fresh}`);
   });
 
+  await check('a reload shows the timeline\'s history: bars of earlier tasks on their workers\' lanes, also of a worker that has exited since', async () => {
+    const ids = [];
+    for (let i = 0; i < 2; i++) ids.push((await api(A, '/api/v1/tasks', { method: 'POST', body: { kind: 'sleep', args: { seconds: 0.4 } } })).id);
+    const done = [];
+    for (const id of ids) done.push(await waitTask(A, id, 10_000));
+    const victim = done[0].worker_pid;
+    process.kill(victim, 'SIGKILL');
+    await until(async () => !(await apiPids(A)).includes(victim) && (await apiPids(A)).length === 2, 10_000, `worker ${victim} to be replaced`);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.waitForSelector('#conn[data-state="live"]');
+    const rows = await timelineRows(page);
+    const lanes = rows.flatMap((r) => r.lanes);
+    const dead = lanes.find((l) => l.pid === victim);
+    assert(dead && !dead.alive && dead.reason === 'died', `no lane of the dead worker ${victim}: ${JSON.stringify(lanes.map((l) => [l.pid, l.alive, l.reason]))}`);
+    for (const t of done) {
+      const lane = lanes.find((l) => l.pid === t.worker_pid);
+      assert(lane && lane.bars.some(([id, st]) => id === t.id && st === 'succeeded'), `#${t.id} is not a succeeded bar on the lane of ${t.worker_pid}`);
+    }
+    // every task of 50 ms or more of the last two minutes is a bar on its worker's lane, and nothing else is
+    const now = Date.now();
+    const want = (await allTasks(A)).filter((t) => t.started_at && t.finished_at && Date.parse(t.finished_at) - Date.parse(t.started_at) >= 60
+      && Date.parse(t.finished_at) > now - 110_000).map((t) => `${t.id}@${t.worker_pid}:${t.status}`).sort();
+    const have = (await timelineBars(page)).filter((b) => b.st !== 'running').map((b) => `${b.id}@${b.pid}:${b.st}`);
+    const missing = want.filter((x) => !have.includes(x));
+    assert(missing.length === 0, `bars missing after the reload: ${missing.join(' ')} (have ${have.join(' ')})`);
+    // each worker that left was replaced: still one row per worker of the pool
+    assert(rows.length === 2, `${rows.length} rows: ${JSON.stringify(rows.map((r) => r.lanes.map((l) => [l.pid, l.reason])))}`);
+    assertRowsDisjoint(rows);
+  });
+
   await check('300 echo tasks from the form show up in the table, the numbers and the timeline', async () => {
     const drawn0 = Number(await page.$eval('#timeline-canvas', (c) => c.dataset.tasks || 0));
     const { id: last, first } = await submitForm(page, { kind: 'echo', args: '{"hello": "world"}', count: 300 });
@@ -392,6 +466,104 @@ async function main() {
     }, 10_000, 'only sleep rows');
     await page.selectOption('#filter-kind', '');
     await until(async () => (await page.$$('#task-rows tr[data-id]')).length === 50, 10_000, 'the unfiltered page');
+  });
+
+  await check('after a forced resync no bar stays running that the server does not show running', async () => {
+    const resyncs = await page.evaluate(() => window.taskpool.resyncs);
+    const { id } = await api(A, '/api/v1/tasks', { method: 'POST', body: { kind: 'sleep', args: { seconds: 1.5 } } });
+    await until(async () => (await timelineBars(page)).some((b) => b.id === id && b.st === 'running'), 5000, `a running bar for #${id}`);
+    // Cut the stream (the page reconnects when the browser comes back online;
+    // the reconnect fails), let the task end and 250 more run meanwhile.
+    await page.route('**/api/v1/events', (r) => r.abort());
+    await context.setOffline(true);
+    await context.setOffline(false);
+    await page.waitForSelector('#conn:not([data-state="live"])', { timeout: 5000 });
+    await waitTask(A, id, 10_000);
+    await Promise.all(Array.from({ length: 250 }, (_, k) => api(A, '/api/v1/tasks', { method: 'POST', body: { kind: 'echo', args: { k } } })));
+    // Resume from an id the server no longer has: it answers `resync`.
+    await page.unroute('**/api/v1/events');
+    await page.route('**/api/v1/events', (r) => r.continue({ headers: { ...r.request().headers(), 'last-event-id': '1' } }));
+    try {
+      await page.waitForSelector('#conn[data-state="live"]', { timeout: 15_000 });
+      await until(() => page.evaluate((n) => window.taskpool.resyncs > n, resyncs), 5000, 'a resync event');
+      const bars = await until(async () => {
+        const b = await timelineBars(page);
+        return b.some((x) => x.id === id && x.st === 'succeeded') ? b : null;
+      }, 5000, `#${id} to show as succeeded`);
+      const open = bars.filter((b) => b.st === 'running').map((b) => b.id).sort((x, y) => x - y);
+      const server = (await api(A, '/api/v1/tasks?status=running')).tasks.map((t) => t.id).sort((x, y) => x - y);
+      assert(same(open, server), `running bars ${open} but the server runs ${server}`);
+    } finally {
+      await page.unroute('**/api/v1/events');
+    }
+  });
+
+  await check('keyboard: the timeline is one Tab stop, arrows move between bars, Enter opens the focused task', async () => {
+    await page.click('#tl-window button[data-window="120000"]');
+    const { id } = await api(A, '/api/v1/tasks', { method: 'POST', body: { kind: 'sleep', args: { seconds: 0.6 } } });
+    const t = await waitTask(A, id, 10_000);
+    await until(async () => (await timelineBars(page)).some((b) => b.id === id && b.st === 'succeeded'), 5000, `a bar for #${id}`);
+    await page.focus('#tl-window button[data-window="300000"]');
+    await page.keyboard.press('Tab');
+    assert(await page.evaluate(() => document.activeElement.id) === 'timeline-canvas', 'Tab after the window buttons does not reach the timeline');
+    const row = (await timelineRows(page)).findIndex((r) => r.lanes.some((l) => l.pid === t.worker_pid));
+    assert(row >= 0, `no row for worker ${t.worker_pid}`);
+    for (let k = 0; k < 4; k++) await page.keyboard.press('ArrowUp');
+    for (let k = 0; k < row; k++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('End');
+    let focused = null;
+    for (let k = 0; k < 200; k++) {
+      focused = await page.evaluate(() => window.taskpool.timeline.focusedItem());
+      if (focused && focused.type === 'bar' && focused.id === id) break;
+      await page.keyboard.press('ArrowLeft');
+    }
+    assert(focused && focused.id === id, `ArrowLeft never reached the bar of #${id} (at ${JSON.stringify(focused)})`);
+    await page.waitForSelector('#timeline-tip:not([hidden])');
+    const tip = await page.textContent('#timeline-tip');
+    assert(tip.includes(`#${id}`) && tip.includes('succeeded') && tip.includes(String(t.worker_pid)), `tooltip says ${tip}`);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#task-dialog[open]');
+    await page.waitForFunction((i) => document.getElementById('detail-title').textContent.includes(`#${i}`), id);
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#task-dialog:not([open])', { state: 'attached' });
+    assert(await page.evaluate(() => document.activeElement.id) === 'timeline-canvas', 'focus did not return to the timeline');
+  });
+
+  await check('keyboard: the task table is one Tab stop; arrows move the focus and the Tab stop with it', async () => {
+    const stops = () => page.$$eval('#task-rows tr[tabindex="0"]', (trs) => trs.map((tr) => tr.dataset.id));
+    assert((await stops()).length === 1, `${(await stops()).length} rows are Tab stops`);
+    await page.focus('#filter-kind');
+    await page.keyboard.press('Tab');
+    const first = await page.evaluate(() => document.activeElement.closest('#task-rows') && document.activeElement.dataset.id);
+    assert(first, 'Tab after the filters does not reach the table');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    const third = await page.evaluate(() => document.activeElement.dataset.id);
+    const ids = await page.$$eval('#task-rows tr', (trs) => trs.map((tr) => tr.dataset.id));
+    assert(ids.indexOf(third) === ids.indexOf(first) + 2, `two ArrowDowns went from #${first} to #${third}`);
+    assert(same(await stops(), [third]), `Tab stops ${await stops()} instead of #${third}`);
+    await page.keyboard.press('Tab');
+    assert(await page.evaluate(() => !document.activeElement.closest('#task-rows')), 'a second Tab stayed in the table');
+    await page.keyboard.press('Shift+Tab');
+    assert(await page.evaluate(() => document.activeElement.dataset.id) === third, 'Shift+Tab did not come back to the row left');
+  });
+
+  await check('the numbers name their windows: throughput of the last 10 s, percentiles of the last minute', async () => {
+    assert(await page.textContent('#kpi-rate-win') === 'last 10 s', `throughput: ${await page.textContent('#kpi-rate-win')}`);
+    assert(await page.textContent('#kpi-run-win') === 'last minute', `run time: ${await page.textContent('#kpi-run-win')}`);
+    assert(await page.textContent('#kpi-wait-win') === 'last minute', `queue wait: ${await page.textContent('#kpi-wait-win')}`);
+  });
+
+  await check('a status count scrolls the tasks into view below the sticky header', async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.click('#counts .count[data-status="succeeded"]');
+    await until(() => page.evaluate(() => {
+      const top = document.getElementById('tasks').getBoundingClientRect().top;
+      const bar = document.querySelector('.topbar').getBoundingClientRect().bottom;
+      return Math.abs(top - (bar + 12)) <= 1 ? true : null;
+    }), 3000, 'the tasks card 12 px below the header');
+    await page.click('#counts .count[data-status="succeeded"]');
+    await until(async () => (await page.$eval('#filter-status', (e) => e.value)) === '', 3000, 'the filter to clear');
   });
 
   await check('invalid args show the server\'s error message next to the field', async () => {
@@ -477,6 +649,46 @@ async function main() {
   });
 
   await stopDaemon(A);
+
+  /* -------------------------------------------------- heavy recycling */
+  const C = await startDaemon(['--max-tasks-per-worker', '20']);
+  const rpage = await context.newPage();
+  rpage.on('pageerror', (e) => pageErrors.push(`recycling page: ${e.message}`));
+
+  await check('under heavy recycling the pool shows its live workers, counts the recycles and keeps one timeline row per worker', async () => {
+    await rpage.goto(`${C.base}/`);
+    await rpage.waitForSelector('body[data-ready="true"]');
+    await rpage.waitForSelector('#conn[data-state="live"]');
+    assert(await rpage.textContent('#kpi-run50') === '–', `run p50 with nothing finished: ${await rpage.textContent('#kpi-run50')}`);
+    await rpage.evaluate(() => {
+      const seen = window.__pool = { maxCards: 0, ageless: 0 };
+      setInterval(() => {
+        const cards = document.querySelectorAll('#workers .worker');
+        seen.maxCards = Math.max(seen.maxCards, cards.length);
+        for (const c of cards) if (!c.classList.contains('leaving') && c.querySelector('.w-age').textContent === '–') seen.ageless++;
+      }, 20);
+    });
+    const n = await echoLoad(C, 4000);
+    const seen = await rpage.evaluate(() => window.__pool);
+    const recycled = (await api(C, '/api/v1/timeline?seconds=60')).workers.filter((w) => w.reason === 'retired').length;
+    assert(recycled >= 10, `only ${recycled} recycles from ${n} tasks`);
+    assert(seen.maxCards <= 4, `${seen.maxCards} cards at once for a pool of 2`);
+    assert(seen.ageless === 0, `a live card showed age "–" ${seen.ageless} times`);
+    await until(async () => Number(await rpage.$eval('#pool-sub', (e) => e.dataset.recycled)) === recycled, 5000,
+      `the page to count ${recycled} recycles (${await rpage.$eval('#pool-sub', (e) => e.dataset.recycled)})`);
+    const sub = await rpage.textContent('#pool-sub');
+    assert(sub.includes(`${recycled.toLocaleString('en-US')} recycled in the last minute`), `pool summary: ${sub}`);
+    await until(async () => same(await pagePids(rpage), await apiPids(C)) && (await rpage.$$('#workers .worker')).length === 2, 8000, 'the two live workers only');
+    await until(async () => (await rpage.$$eval('#workers .w-rss', (e) => e.map((x) => x.textContent))).every((t) => t !== '–'), 3000, 'memory on every card');
+    const rows = await timelineRows(rpage);
+    assert(rows.length === 2, `${rows.length} timeline rows for a pool of 2`);
+    assertRowsDisjoint(rows);
+    const reasons = [...new Set(rows.flatMap((r) => r.lanes.filter((l) => !l.alive).map((l) => l.reason)))];
+    assert(same(reasons, ['retired']), `exits drawn: ${reasons}`);
+  });
+
+  await rpage.close();
+  await stopDaemon(C);
 
   /* -------------------------------------------------- with --token */
   const B = await startDaemon(['--token', TOKEN]);
