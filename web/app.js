@@ -344,6 +344,7 @@ let missing = new Set();
 async function loadWorkers(animate, now = false) {
   const data = await api('/api/v1/workers');
   poolInfo = data.pool || null;
+  if (poolInfo && poolInfo.size !== timeline.poolSize) { timeline.poolSize = poolInfo.size; timeline.rowsDirty = true; }
   const seen = new Set();
   for (const o of data.workers || []) { seen.add(o.pid); upsertWorker(o, animate); }
   const miss = new Set();

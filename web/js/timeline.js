@@ -13,7 +13,8 @@
 // recycling does not grow the chart: rows are assigned greedily in birth
 // order, each worker taking the free row (its last worker gone) whose worker
 // left closest to its birth.  That keeps as many rows as workers were alive at
-// once.  Planned exits (retired, shut down, killed by the pool for a timeout or
+// once (never more than the pool's size: should an exit be late, the
+// replacement joins the row whose worker leaves first).  Planned exits (retired, shut down, killed by the pool for a timeout or
 // a cancel) are grey ticks on the row's edges; deaths are red lines.  Marks
 // closer than MARK_PX merge.
 //
@@ -71,6 +72,7 @@ export class Timeline {
     this.windowMs = 120000;
     this.lanes = new Map();                // pid -> lane
     this.rows = [];                        // [{lanes: [lane, ...]}], lanes in birth order
+    this.poolSize = null;                  // workers the pool runs (GET /api/v1/workers)
     this.rowsDirty = false;
     this.finished = new Map();             // runKey -> true, runs recently finished (bounded)
     this.openAt = new Map();               // id of a running task -> its lane
@@ -315,6 +317,9 @@ export class Timeline {
         if (last.died === null || last.died > born + OVERLAP_MS) continue;
         const d = Math.abs(last.died - born);
         if (d < bestD) { best = r; bestD = d; }
+      }
+      if (!best && this.poolSize && rows.length >= this.poolSize) {
+        best = rows.reduce((a, r) => (laneEnd(r.lanes[r.lanes.length - 1]) < laneEnd(a.lanes[a.lanes.length - 1]) ? r : a));
       }
       if (best) best.lanes.push(l);
       else rows.push({ lanes: [l] });
