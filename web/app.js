@@ -742,6 +742,7 @@ async function openTask(id) {
   if (!detail.task) {
     $('detail-status').hidden = true;
     $('detail-cancel').hidden = true;
+    $('detail-rerun').hidden = true;
     $('detail-body').replaceChildren(el('p', { class: 'muted loading' }, 'Loading…'));
   }
   await fetchDetail();
@@ -804,6 +805,27 @@ $('detail-cancel').addEventListener('click', async () => {
   }
 });
 
+// A copy of the task, as a new one (the API has no retry of a finished task).
+$('detail-rerun').addEventListener('click', async () => {
+  const t = detail.task;
+  const btn = $('detail-rerun');
+  btn.disabled = true;
+  $('detail-error').hidden = true;
+  try {
+    const body = { kind: t.kind, args: t.args, priority: t.priority ?? 0, max_attempts: t.max_attempts ?? 1 };
+    if (t.timeout_ms) body.timeout_ms = t.timeout_ms;
+    const copy = await api('/api/v1/tasks', { method: 'POST', body });
+    tableUpsert(copy, false);
+    renderTable();
+    toast(`Task #${copy.id} submitted, a copy of #${t.id}`);
+    openTaskHash(copy.id);
+  } catch (e) {
+    if (detail.task === t) showDetailError(e.message);
+  } finally {
+    btn.disabled = false;
+  }
+});
+
 // Called for every task event: keeps an open detail view live.
 function detailEvent(t) {
   if (detail.id !== t.id) return;
@@ -836,6 +858,7 @@ function renderDetail() {
   setChip(st, t.status);
   $('detail-title').replaceChildren(`Task `, el('span', { class: 'mono' }, `#${t.id}`), el('span', { class: 'detail-kind' }, t.kind));
   $('detail-cancel').hidden = !(t.status === 'queued' || t.status === 'running');
+  $('detail-rerun').hidden = !TERMINAL.has(t.status) || t.args === undefined;
 
   const created = ts(t.created_at), started = ts(t.started_at), finished = ts(t.finished_at);
   const now = Date.now() + timeline.offset;
