@@ -248,10 +248,11 @@ async function backgroundLoad(d, ms) {
   let i = 0;
   while (Date.now() < end) {
     const r = i++ % 12;
-    const jobs = [post({ kind: 'sleep', args: { seconds: [0.3, 0.8, 0.5, 1.2, 0.2, 0.6][r % 6] } })];
+    // about what two workers keep up with, so the newest rows show outcomes, not a queue
+    const jobs = [post({ kind: 'sleep', args: { seconds: [0.25, 0.6, 0.4, 0.9, 0.15, 0.45][r % 6] } })];
     if (r === 3 || r === 9) jobs.push(post({ kind: 'fail', args: { message: 'upstream returned 503' } }));
     if (r === 6) jobs.push(post({ kind: 'sleep', args: { seconds: 3 }, timeout_ms: 600 }));
-    if (r % 4 === 0) for (let k = 0; k < 40; k++) jobs.push(post({ kind: 'echo', args: { k } }));
+    if (r % 4 === 0) for (let k = 0; k < 15; k++) jobs.push(post({ kind: 'echo', args: { k } }));
     if (r === 1) jobs.push(post({ kind: 'cpu', args: { n: 3000000 } }));
     await Promise.all(jobs);
     await sleep(250);
@@ -335,6 +336,23 @@ async function main() {
     assert(await page.isHidden('#detail-cancel'), 'Cancel button still shown for a cancelled task');
     const t = await api(A, `/api/v1/tasks/${id}`);
     assert(t.status === 'cancelled', `API says ${t.status}`);
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#task-dialog:not([open])', { state: 'attached' });
+  });
+
+  await check('Run again on a finished task submits a copy and opens it', async () => {
+    const { id } = await api(A, '/api/v1/tasks', { method: 'POST', body: { kind: 'fail', args: { message: 'try me again' }, priority: 7, max_attempts: 2, timeout_ms: 5000 } });
+    await waitTask(A, id, 10_000);
+    await page.evaluate((i) => { location.hash = `#/tasks/${i}`; }, id);
+    await page.waitForSelector('#detail-status[data-status="failed"]');
+    await page.click('#detail-rerun');
+    const copy = await until(() => page.evaluate((i) => {
+      const m = document.getElementById('detail-title').textContent.match(/#(\d+)/);
+      return m && Number(m[1]) !== i ? Number(m[1]) : null;
+    }, id), 5000, 'the copy to open');
+    const t = await api(A, `/api/v1/tasks/${copy}`);
+    assert(t.kind === 'fail' && JSON.stringify(t.args) === '{"message":"try me again"}' && t.priority === 7 && t.max_attempts === 2 && t.timeout_ms === 5000,
+      `the copy is ${JSON.stringify(t)}`);
     await page.keyboard.press('Escape');
     await page.waitForSelector('#task-dialog:not([open])', { state: 'attached' });
   });
@@ -535,7 +553,10 @@ async function main() {
     await page.focus('#filter-kind');
     await page.keyboard.press('Tab');
     const first = await page.evaluate(() => document.activeElement.closest('#task-rows') && document.activeElement.dataset.id);
-    assert(first, 'Tab after the filters does not reach the table');
+    assert(first, `Tab after the filters does not reach the table but ${await page.evaluate(() => {
+      const a = document.activeElement;
+      return `${a.outerHTML.slice(0, 120)}; Tab stops: ${document.querySelectorAll('#task-rows tr[tabindex="0"]').length} of ${document.querySelectorAll('#task-rows tr').length} rows`;
+    })}`);
     await page.keyboard.press('ArrowDown');
     await page.keyboard.press('ArrowDown');
     const third = await page.evaluate(() => document.activeElement.dataset.id);
@@ -589,18 +610,21 @@ async function main() {
     await page.fill('#f-priority', '0');
     await page.click('#tl-window button[data-window="30000"]');
     const load = backgroundLoad(A, 9000);
+    // 1280 wide and tall enough for the first rows of the task table
+    await page.setViewportSize({ width: 1280, height: 1300 });
     await sleep(6000);
     await page.evaluate(() => window.scrollTo(0, 0));
     const shots = [];
     const desk = path.join(SHOTS, 'dashboard-desktop.png');
     await page.screenshot({ path: desk });
-    shots.push([desk, 1280, 800]);
+    shots.push([desk, 1280, 1300]);
     await page.emulateMedia({ colorScheme: 'dark' });
     await sleep(600);
     const dark = path.join(SHOTS, 'dashboard-desktop-dark.png');
     await page.screenshot({ path: dark });
-    shots.push([dark, 1280, 800]);
+    shots.push([dark, 1280, 1300]);
     await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 800 });
     const phone = await context.newPage();
     phone.on('pageerror', (e) => pageErrors.push(`phone: ${e.message}`));
     await phone.setViewportSize({ width: 390, height: 844 });
@@ -681,7 +705,7 @@ async function main() {
     await until(async () => same(await pagePids(rpage), await apiPids(C)) && (await rpage.$$('#workers .worker')).length === 2, 8000, 'the two live workers only');
     await until(async () => (await rpage.$$eval('#workers .w-rss', (e) => e.map((x) => x.textContent))).every((t) => t !== '–'), 3000, 'memory on every card');
     const rows = await timelineRows(rpage);
-    assert(rows.length === 2, `${rows.length} timeline rows for a pool of 2`);
+    assert(rows.length === 2, `${rows.length} timeline rows for a pool of 2: ${JSON.stringify(rows.map((r) => [r.lanes.length, r.lanes.slice(0, 2), r.lanes.slice(-2)]))}`);
     assertRowsDisjoint(rows);
     const reasons = [...new Set(rows.flatMap((r) => r.lanes.filter((l) => !l.alive).map((l) => l.reason)))];
     assert(same(reasons, ['retired']), `exits drawn: ${reasons}`);
