@@ -604,7 +604,7 @@ async function main() {
     await page.fill('#f-priority', '0');
   });
 
-  await check('screenshots at 1280x800 and 390x844 (light and dark)', async () => {
+  await check('screenshots: desktop 1280x1300 light and dark, phone 390x844', async () => {
     // Something to look at: a steady mix of outcomes and lengths on both workers.
     await page.fill('#f-args', '{\n  "seconds": 1\n}');
     await page.fill('#f-priority', '0');
