@@ -311,6 +311,8 @@ static const struct kind kind_list[] = {
     { NULL, false, NULL, NULL, NULL },
 };
 
+_Static_assert(sizeof kind_list / sizeof kind_list[0] - 1 <= KIND_MAX, "raise KIND_MAX");
+
 const struct kind *kind_find(const char *name)
 {
     for (const struct kind *k = kind_list; k->name != NULL; k++)

@@ -46,6 +46,8 @@ struct kind {
 int kind_only_fields(const struct cJSON *obj, const char *const *names, const char *prefix,
                      char *msg, size_t size);
 
+#define KIND_MAX 16                /* entries the table may hold: counters by kind are this big */
+
 /* The kind called name, or NULL. */
 const struct kind *kind_find(const char *name);
 

@@ -105,7 +105,10 @@ struct task *store_get_task(struct store *st, int64_t id, bool *found);
 int store_list_tasks(struct store *st, const struct store_filter *f,
                      int (*fn)(const struct task *t, void *arg), void *arg);
 
-/* Fills counts[TASK_STATUS_COUNT] with the number of tasks in each status.  0 / -1. */
-int store_count_by_status(struct store *st, int64_t counts[TASK_STATUS_COUNT]);
+/*
+ * Fills counts[TASK_STATUS_COUNT] with the number of tasks in each status,
+ * of one kind or (kind NULL) of all.  0 / -1.
+ */
+int store_count_by_status(struct store *st, const char *kind, int64_t counts[TASK_STATUS_COUNT]);
 
 #endif

@@ -167,10 +167,20 @@ static int engine_op_task(struct engine_live *live, engine_done_fn done, void *a
     return 0;
 }
 
+/* Counts t in status st, or (delta -1) no longer.  Locked. */
+static void engine_count(const struct task *t, enum task_status st, int delta)
+{
+    const struct kind *k = kind_find(t->kind);
+
+    engine.stats.counts[st] += delta;
+    if (k != NULL)
+        engine.stats.by_kind[k - kind_table()][st] += delta;
+}
+
 static void engine_set_status(struct task *t, enum task_status st)
 {
-    engine.stats.counts[t->status]--;
-    engine.stats.counts[st]++;
+    engine_count(t, t->status, -1);
+    engine_count(t, st, 1);
     t->status = st;
 }
 
@@ -504,7 +514,7 @@ static void engine_batch_failed(struct engine_op *batch, struct engine_calls *ca
         if (op->type == ENGINE_OP_TASK && (op->insert || live->dropped)) {
             if (op->insert) {
                 live->dropped = true;
-                engine.stats.counts[live->t->status]--;
+                engine_count(live->t, live->t->status, -1);
             }
             engine_calls_add(calls, op->done, op->arg, false);
             if (--live->pending == 0 && !live->removed)
@@ -758,8 +768,12 @@ int engine_start(const struct config *cfg)
     if (rc < 0)
         goto fail;
     /* Counts first: loading may fail tasks, and that is counted as a change. */
-    if (store_count_by_status(engine.store, engine.stats.counts) < 0 ||
-        store_load_queued(engine.store, engine_load_one, NULL) < 0)
+    if (store_count_by_status(engine.store, NULL, engine.stats.counts) < 0)
+        goto fail;
+    for (const struct kind *k = kind_table(); k->name != NULL; k++)
+        if (store_count_by_status(engine.store, k->name, engine.stats.by_kind[k - kind_table()]) < 0)
+            goto fail;
+    if (store_load_queued(engine.store, engine_load_one, NULL) < 0)
         goto fail;
     engine.next_id = store_max_id(engine.store);
     if (engine.next_id < 0)
@@ -865,9 +879,9 @@ int64_t engine_submit(struct task *t, int64_t wait_until, engine_done_fn done, v
     t->created_at = engine_now();
     t->status = TASK_QUEUED;
     live->t = t;
-    engine.stats.counts[TASK_QUEUED]++;
+    engine_count(t, TASK_QUEUED, 1);
     if (engine_op_task(live, done, arg, wait_until, true) < 0) {
-        engine.stats.counts[TASK_QUEUED]--;
+        engine_count(t, TASK_QUEUED, -1);
         idmap_del(&engine.live, id);
         pthread_mutex_unlock(&engine.lock);
         goto fail;

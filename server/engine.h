@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "kinds.h"
 #include "store.h"
 #include "task.h"
 
@@ -117,6 +118,7 @@ void engine_worker_record(const struct store_worker *w, bool announce);
 /* Counters for /api/v1/stats and /metrics. */
 struct engine_stats {
     int64_t counts[TASK_STATUS_COUNT];   /* every task ever, by status */
+    int64_t by_kind[KIND_MAX][TASK_STATUS_COUNT];   /* the same, by index in kind_table() */
     int64_t queue_depth;                 /* ready to run */
     int64_t submitted;                   /* since start */
     int64_t write_batches;

@@ -272,11 +272,13 @@ char *stats_prometheus(const struct engine_stats *es, const struct pool_stats *p
 
     if (b.s == NULL)
         return NULL;
-    stats_printf(&b, "# HELP taskpool_tasks Tasks in the database by status.\n"
+    stats_printf(&b, "# HELP taskpool_tasks Tasks in the database by kind and status.\n"
                      "# TYPE taskpool_tasks gauge\n");
-    for (int i = 0; i < TASK_STATUS_COUNT; i++)
-        stats_printf(&b, "taskpool_tasks{status=\"%s\"} %lld\n",
-                     task_status_name((enum task_status)i), (long long)es->counts[i]);
+    for (const struct kind *k = kind_table(); k->name != NULL; k++)
+        for (int i = 0; i < TASK_STATUS_COUNT; i++)
+            stats_printf(&b, "taskpool_tasks{kind=\"%s\",status=\"%s\"} %lld\n", k->name,
+                         task_status_name((enum task_status)i),
+                         (long long)es->by_kind[k - kind_table()][i]);
     stats_printf(&b, "# HELP taskpool_queue_depth Tasks ready to run, waiting for a worker.\n"
                      "# TYPE taskpool_queue_depth gauge\ntaskpool_queue_depth %lld\n",
                  (long long)es->queue_depth);

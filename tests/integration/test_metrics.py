@@ -15,7 +15,7 @@ import time
 
 from harness import SHARED_WORKERS, STATUSES, TERMINAL, Fail, check, check_error, eq, wait_until
 
-TASKS = "taskpool_tasks"                        # gauge {status}
+TASKS = "taskpool_tasks"                        # gauge {kind, status}
 QUEUE = "taskpool_queue_depth"                  # gauge
 WORKERS = "taskpool_workers"                    # gauge {state}
 RESTARTS = "taskpool_worker_restarts_total"     # counter
@@ -302,6 +302,25 @@ def summary(m):
                      if n in keep and (v or n in (QUEUE, RESTARTS, WORKERS)))
 
 
+def tasks(m):
+    """{(kind, status): value} of the tasks gauge: every known kind and status, exactly once."""
+    out = {}
+    for ls, v in m.series(TASKS):
+        eq(set(ls), {"kind", "status"}, "labels of %s" % TASKS)
+        check((ls["kind"], ls["status"]) not in out, "%s%s twice" % (TASKS, fmt_labels(ls)))
+        out[(ls["kind"], ls["status"])] = v
+    eq(set(out), {(k, s) for k in KINDS for s in STATUSES}, "series of %s" % TASKS)
+    return out
+
+
+def tasks_by_status(m):
+    """{status: value} of the tasks gauge, summed over kinds."""
+    out = dict.fromkeys(STATUSES, 0)
+    for (_, st), v in tasks(m).items():
+        out[st] += v
+    return out
+
+
 def finished(m):
     """{(kind, status): value} of the finished-tasks counter."""
     out = {}
@@ -401,9 +420,8 @@ def test_metrics_exposition_is_valid_and_complete(ctx):
                      "the run and queue histograms to count 5 finished tasks")
     for fam in FAMILIES:
         check(fam in m.helps and m.helps[fam].strip(), "no # HELP text for %s" % fam)
-    st = m.by(TASKS, "status")
-    eq(set(st), set(STATUSES), "statuses of %s" % TASKS)
-    check(m.need(TASKS, status="succeeded") >= 4 and m.need(TASKS, status="failed") >= 1,
+    st = tasks_by_status(m)
+    check(st["succeeded"] >= 4 and st["failed"] >= 1,
           "tasks by status after 4 successes and 1 failure: %s" % st)
     check(m.need(QUEUE) >= 0, "queue depth")
     ws = workers_by_state(m)
@@ -437,7 +455,7 @@ def test_metrics_exposition_is_valid_and_complete(ctx):
 def test_metrics_tasks_by_status_and_kind_exactly(ctx):
     d = ctx.daemon(workers=2)
     m = scrape(d)
-    eq(m.by(TASKS, "status"), {s: 0 for s in STATUSES}, "%s on a fresh daemon" % TASKS)
+    eq({k: v for k, v in tasks(m).items() if v}, {}, "%s on a fresh daemon" % TASKS)
     eq({k: v for k, v in finished(m).items() if v}, {}, "%s on a fresh daemon" % FINISHED)
     eq(m.hist(RUN)[1:], (0, 0), "%s count and sum on a fresh daemon" % RUN)
     eq(m.hist(QWAIT)[1], 0, "%s count on a fresh daemon" % QWAIT)
@@ -449,16 +467,17 @@ def test_metrics_tasks_by_status_and_kind_exactly(ctx):
     want = {("echo", "succeeded"): n, ("fail", "failed"): 1}
     m = scrape_until(d, lambda m: {k: v for k, v in finished(m).items() if v} == want, 3,
                      "%s to show %s" % (FINISHED, want))
-    tasks = dict.fromkeys(STATUSES, 0)
-    tasks.update(succeeded=n, failed=1)
-    eq(m.by(TASKS, "status"), tasks, "%s after %d echo + 1 fail" % (TASKS, n))
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update(succeeded=n, failed=1)
+    eq(tasks_by_status(m), counts, "%s after %d echo + 1 fail, by status" % (TASKS, n))
+    eq({k: v for k, v in tasks(m).items() if v}, want, "%s after %d echo + 1 fail" % (TASKS, n))
     for h in (RUN, QWAIT):
         buckets, count, _ = m.hist(h)
         eq(count, n + 1, "%s count after %d finished tasks" % (h, n + 1))
         eq(buckets[float("inf")], n + 1, "%s +Inf bucket" % h)
     eq(m.need(QUEUE), 0, "%s with nothing queued" % QUEUE)
     s = d.request("GET", "/api/v1/stats").json
-    eq(s["counts"], tasks, "/api/v1/stats counts vs %s" % TASKS)
+    eq(s["counts"], counts, "/api/v1/stats counts vs %s" % TASKS)
 
     # a 0.3 s sleep lands in the buckets at and above its run time, and only those
     b0, c0, s0 = m.hist(RUN)
@@ -478,7 +497,7 @@ def test_metrics_tasks_by_status_and_kind_exactly(ctx):
         eq(moved.get(0.5), 1, "le=0.5 bucket for a 0.3 s task")
     eq(m.hist(QWAIT)[1], n + 2, "%s count" % QWAIT)
     eq(finished(m).get(("sleep", "succeeded")), 1, "%s{kind=sleep,status=succeeded}" % FINISHED)
-    eq(m.need(TASKS, status="succeeded"), n + 1, "%s{status=succeeded}" % TASKS)
+    eq(tasks_by_status(m)["succeeded"], n + 1, "%s{status=succeeded}" % TASKS)
 
 
 def test_metrics_queue_depth_and_workers_while_busy(ctx):
@@ -494,8 +513,8 @@ def test_metrics_queue_depth_and_workers_while_busy(ctx):
     for tid in sleeps:                      # still inside the 1 s window?
         check(d.task(tid)["status"] == "running", "sleep %d ended before the scrape was checked" % tid)
     eq(m.need(QUEUE), 3, "%s with 2 workers busy and 3 tasks queued" % QUEUE)
-    eq(m.need(TASKS, status="queued"), 3, "%s{status=queued}" % TASKS)
-    eq(m.need(TASKS, status="running"), 2, "%s{status=running}" % TASKS)
+    busy = {k: v for k, v in tasks(m).items() if v and k[1] in ("queued", "running")}
+    eq(busy, {("echo", "queued"): 3, ("sleep", "running"): 2}, "%s queued and running, by kind" % TASKS)
     ws = workers_by_state(m)
     eq((ws["busy"], ws["idle"]), (2, 0), "busy/idle with 2 sleeps running")
     eq(sum(ws.values()), 2, "workers by state summed while busy")
@@ -504,8 +523,8 @@ def test_metrics_queue_depth_and_workers_while_busy(ctx):
     m = scrape_until(d, lambda m: m.need(QUEUE) == 0 and m.need(WORKERS, state="idle") == 2, 3,
                      "queue 0 and 2 idle workers after the work")
     eq(m.need(WORKERS, state="busy"), 0, "busy workers after the work")
-    eq(m.need(TASKS, status="succeeded"), 5, "%s{status=succeeded}" % TASKS)
-    eq((m.need(TASKS, status="queued"), m.need(TASKS, status="running")), (0, 0), "queued/running after")
+    eq(tasks_by_status(m)["succeeded"], 5, "%s{status=succeeded}" % TASKS)
+    eq((tasks_by_status(m)["queued"], tasks_by_status(m)["running"]), (0, 0), "queued/running after")
 
 
 def test_metrics_worker_restart_counted_once_and_pool_refills(ctx):
@@ -555,5 +574,20 @@ def test_metrics_needs_no_token_when_token_is_set(ctx):
     eq(d.submit({"kind": "echo", "args": "with token"}, wait=10)["status"], "succeeded", "echo")
     m = scrape_until(d, lambda m: finished(m).get(("echo", "succeeded")) == 1, 3,
                      "the task in %s{kind=echo,status=succeeded}" % FINISHED)
-    eq(m.need(TASKS, status="succeeded"), 1, "%s{status=succeeded}" % TASKS)
+    eq(tasks_by_status(m)["succeeded"], 1, "%s{status=succeeded}" % TASKS)
     eq(sum(workers_by_state(m).values()), 1, "workers by state summed (pool of 1)")
+
+
+def test_metrics_tasks_by_kind_survive_a_restart(ctx):
+    d = ctx.daemon(workers=1)
+    for body in ({"kind": "echo"}, {"kind": "echo"}, {"kind": "fail", "args": {"message": "x"}}):
+        d.submit(body, wait=5)
+    q = d.submit({"kind": "sleep", "args": {"seconds": 0}, "priority": -1})
+    rc, forced = d.stop()
+    eq((rc, forced), (0, False), "SIGTERM")
+    d2 = ctx.daemon(workers=1, db=d.db, name="restarted daemon")
+    d2.wait_terminal(q["id"], 5)
+    want = {("echo", "succeeded"): 2, ("fail", "failed"): 1, ("sleep", "succeeded"): 1}
+    m = scrape_until(d2, lambda m: {k: v for k, v in tasks(m).items() if v} == want, 3,
+                     "%s after the restart to show %s" % (TASKS, want))
+    eq(tasks_by_status(m), dict(dict.fromkeys(STATUSES, 0), succeeded=3, failed=1), "by status after the restart")

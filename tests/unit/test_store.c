@@ -266,7 +266,7 @@ static void test_reopening_keeps_the_data(void **state)
     task_free(got);
     assert_int_equal(store_max_id(f->st), 9);
     int64_t counts[TASK_STATUS_COUNT];
-    assert_int_equal(store_count_by_status(f->st, counts), 0);
+    assert_int_equal(store_count_by_status(f->st, NULL, counts), 0);
     assert_int_equal(counts[TASK_QUEUED], 1);
     assert_int_equal(counts[TASK_FAILED], 1);
     task_free(t);
@@ -437,7 +437,7 @@ static void test_many_rows_in_one_transaction(void **state)
     }
     assert_int_equal(store_commit(f->st), 0);
     int64_t counts[TASK_STATUS_COUNT];
-    assert_int_equal(store_count_by_status(f->st, counts), 0);
+    assert_int_equal(store_count_by_status(f->st, NULL, counts), 0);
     assert_int_equal(counts[TASK_SUCCEEDED], 1000);
     assert_int_equal(counts[TASK_QUEUED], 1000);
     assert_int_equal(store_max_id(f->st), 2000);
@@ -633,18 +633,36 @@ static void test_count_by_status_counts_each_status(void **state)
     struct fixture *f = *state;
     int64_t counts[TASK_STATUS_COUNT];
     memset(counts, 0xff, sizeof counts);
-    assert_int_equal(store_count_by_status(f->st, counts), 0);
+    assert_int_equal(store_count_by_status(f->st, NULL, counts), 0);
     for (int s = 0; s < TASK_STATUS_COUNT; s++)
         assert_int_equal(counts[s], 0);
     put_ten(f->st);
     put_new(f->st, 11, "echo", TASK_SUCCEEDED);
-    assert_int_equal(store_count_by_status(f->st, counts), 0);
+    assert_int_equal(store_count_by_status(f->st, NULL, counts), 0);
     assert_int_equal(counts[TASK_QUEUED], 2);
     assert_int_equal(counts[TASK_RUNNING], 2);
     assert_int_equal(counts[TASK_SUCCEEDED], 3);
     assert_int_equal(counts[TASK_FAILED], 2);
     assert_int_equal(counts[TASK_CANCELLED], 1);
     assert_int_equal(counts[TASK_TIMED_OUT], 1);
+}
+
+static void test_count_by_status_of_one_kind(void **state)
+{
+    struct fixture *f = *state;
+    int64_t counts[TASK_STATUS_COUNT];
+    static const int64_t echo[TASK_STATUS_COUNT] = { 2, 0, 3, 0, 1, 0 };
+    static const int64_t sleep[TASK_STATUS_COUNT] = { 0, 2, 0, 2, 0, 1 };
+
+    put_ten(f->st);
+    put_new(f->st, 11, "echo", TASK_SUCCEEDED);
+    assert_int_equal(store_count_by_status(f->st, "echo", counts), 0);
+    assert_memory_equal(counts, echo, sizeof counts);
+    assert_int_equal(store_count_by_status(f->st, "sleep", counts), 0);
+    assert_memory_equal(counts, sleep, sizeof counts);
+    assert_int_equal(store_count_by_status(f->st, "cube", counts), 0);
+    for (int s = 0; s < TASK_STATUS_COUNT; s++)
+        assert_int_equal(counts[s], 0);
 }
 
 static void test_max_id_is_zero_when_empty_then_the_largest(void **state)
@@ -888,7 +906,7 @@ static void *read_many(void *p)
         if (store_list_tasks(a->st, &flt, count_only, &n) != 11 || n != 11)
             a->errors++;
         int64_t counts[TASK_STATUS_COUNT];
-        if (store_count_by_status(a->st, counts) != 0)
+        if (store_count_by_status(a->st, NULL, counts) != 0)
             a->errors++;
     }
     return NULL;
@@ -1022,6 +1040,7 @@ int main(void)
         T(test_list_filters_by_status_and_kind),
         T(test_list_of_empty_table_sees_nothing),
         T(test_count_by_status_counts_each_status),
+        T(test_count_by_status_of_one_kind),
         T(test_max_id_is_zero_when_empty_then_the_largest),
         T(test_recover_requeues_running_tasks_with_attempts_left),
         T(test_recover_fails_running_tasks_without_attempts_as_interrupted),
