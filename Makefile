@@ -7,12 +7,13 @@ PKGS      = libmicrohttpd libcjson sqlite3
 CFLAGS_W  = -std=c11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Werror
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Ilib
-LDLIBS    = -lmicrohttpd -lcjson -lsqlite3 -lpthread -lm
+LIB_LIBS  = -lcjson -lsqlite3 -lpthread -lm
+LDLIBS    = -lmicrohttpd $(LIB_LIBS)
 
+# Kept apart from CFLAGS, so that `make test CFLAGS=...` still sanitizes.
 ifeq ($(SANITIZE),1)
 BUILD     = build-asan
-CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS  += -fsanitize=address,undefined
+SAN_FLAGS = -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BIN       = $(BUILD)/taskpoold
 else
 BUILD     = build
@@ -72,15 +73,16 @@ test-deps: deps
 
 $(BIN): $(SERVER_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS_W) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS_W) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
 
+# lib/ never touches HTTP: its tests link without libmicrohttpd.
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS_W) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS_W) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LIB_LIBS) -lcmocka
 
 run: deps
 	@$(MAKE) --no-print-directory all
