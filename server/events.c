@@ -69,6 +69,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "http.h"
 #include "log.h"
 
 /* Resumes of suspended subscribers are batched to at most one per this. */
@@ -508,29 +509,10 @@ static int events_parse_id(const char *v, int64_t *id)
     return 0;
 }
 
-static enum MHD_Result events_unavailable(struct MHD_Connection *conn)
-{
-    static const char body[] = "{\"error\":{\"code\":\"shutting_down\","
-                               "\"message\":\"the event stream is closed\"}}";
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-
-    resp = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
-                                           MHD_RESPMEM_PERSISTENT);
-    if (resp == NULL)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json");
-    ret = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
 enum MHD_Result events_serve(struct MHD_Connection *conn)
 {
     struct subscriber *s;
     struct MHD_Response *resp;
-    enum MHD_Result ret;
     const char *last;
     int64_t after = 0;
     bool has_last = false, bad_last = false;
@@ -554,7 +536,8 @@ enum MHD_Result events_serve(struct MHD_Connection *conn)
     if (!ev.ready || ev.closed) {
         pthread_mutex_unlock(&ev.lock);
         free(s);
-        return events_unavailable(conn);
+        return http_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+                          "the event stream is closed");
     }
     if (!has_last) {
         s->next_id = ev.last_id + 1;
@@ -588,9 +571,7 @@ enum MHD_Result events_serve(struct MHD_Connection *conn)
                             "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return http_queue(conn, MHD_HTTP_OK, resp);
 }
 
 void events_shutdown(void)

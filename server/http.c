@@ -68,14 +68,27 @@ static struct {
 
 /* --- responses --------------------------------------------------------- */
 
-static enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, char *body,
-                                 const char *type, const char *location)
+enum MHD_Result http_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp)
 {
-    struct MHD_Response *resp;
     enum MHD_Result rc;
 
-    if (body == NULL)
+    if (resp == NULL)
         return MHD_NO;   /* out of memory: MHD closes the connection */
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    stats_http(status);
+    return rc;
+}
+
+/* Answers with body (malloc'd, consumed) of type; allow and location add their headers. */
+static enum MHD_Result http_send_with(struct MHD_Connection *c, unsigned status, char *body,
+                                      const char *type, const char *location, const char *allow)
+{
+    struct MHD_Response *resp;
+
+    if (body == NULL)
+        return MHD_NO;
     resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(body);
@@ -85,14 +98,19 @@ static enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, char
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (location != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    if (allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"taskpool\"");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
         MHD_add_response_header(resp, "Retry-After", "5");
-    rc = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    stats_http(status);
-    return rc;
+    return http_queue(c, status, resp);
+}
+
+static enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, char *body,
+                                 const char *type, const char *location)
+{
+    return http_send_with(c, status, body, type, location, NULL);
 }
 
 /* Sends obj (consumed) as JSON. */
@@ -105,45 +123,39 @@ static enum MHD_Result http_json(struct MHD_Connection *c, unsigned status, cJSO
     return http_send(c, status, text, "application/json", location);
 }
 
-static enum MHD_Result http_error(struct MHD_Connection *c, unsigned status, const char *code,
-                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The body {"error": {"code", "message"}} (malloc'd), or NULL when out of memory. */
+static char *http_error_body(const char *code, const char *message)
+{
+    cJSON *o = cJSON_CreateObject(), *e;
+    char *text = NULL;
 
-static enum MHD_Result http_error(struct MHD_Connection *c, unsigned status, const char *code,
-                                  const char *fmt, ...)
+    e = o != NULL ? cJSON_AddObjectToObject(o, "error") : NULL;
+    if (e != NULL && cJSON_AddStringToObject(e, "code", code) &&
+        cJSON_AddStringToObject(e, "message", message))
+        text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+enum MHD_Result http_error(struct MHD_Connection *c, unsigned status, const char *code,
+                           const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
-    cJSON *o = cJSON_CreateObject(), *e;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    e = o != NULL ? cJSON_AddObjectToObject(o, "error") : NULL;
-    if (e == NULL || !cJSON_AddStringToObject(e, "code", code) ||
-        !cJSON_AddStringToObject(e, "message", msg)) {
-        cJSON_Delete(o);
-        return MHD_NO;
-    }
-    return http_json(c, status, o, NULL);
+    return http_send(c, status, http_error_body(code, msg), "application/json", NULL);
 }
 
-static enum MHD_Result http_method_not_allowed(struct MHD_Connection *c, const char *allow)
+enum MHD_Result http_method_not_allowed(struct MHD_Connection *c, const char *allow)
 {
-    char body[256];
-    struct MHD_Response *resp;
-    enum MHD_Result rc;
+    char msg[128];
 
-    snprintf(body, sizeof body, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
-             "\"this resource allows %s\"}}", allow);
-    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    if (resp == NULL)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    rc = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-    MHD_destroy_response(resp);
-    stats_http(MHD_HTTP_METHOD_NOT_ALLOWED);
-    return rc;
+    snprintf(msg, sizeof msg, "this resource allows %s", allow);
+    return http_send_with(c, MHD_HTTP_METHOD_NOT_ALLOWED, http_error_body("method_not_allowed", msg),
+                          "application/json", NULL, allow);
 }
 
 static enum MHD_Result http_task(struct MHD_Connection *c, unsigned status, int64_t id)
@@ -538,7 +550,6 @@ static enum MHD_Result http_route(struct http_req *r, const char *url, const cha
     } else if (strcmp(url, "/api/v1/events") == 0) {
         if (!get)
             return http_method_not_allowed(c, "GET");
-        stats_http(MHD_HTTP_OK);
         return events_serve(c);
     }
     return http_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such resource: %.200s", url);

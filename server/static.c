@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 
 #define STATIC_INDEX "index.html"
@@ -50,14 +51,6 @@ static struct {
 #define STATIC_USE_OPENAT2 1
 #endif
 static atomic_bool st_have_openat2 = STATIC_USE_OPENAT2;
-
-static const char ERR_NOT_FOUND[] =
-    "{\"error\":{\"code\":\"not_found\",\"message\":\"no such file\"}}";
-static const char ERR_METHOD[] =
-    "{\"error\":{\"code\":\"method_not_allowed\","
-    "\"message\":\"only GET and HEAD are allowed here\"}}";
-static const char ERR_INTERNAL[] =
-    "{\"error\":{\"code\":\"internal\",\"message\":\"could not read the file\"}}";
 
 static const struct {
     const char *ext;
@@ -341,30 +334,10 @@ static bool static_etag_matches(const char *inm, const char *etag)
     return false;
 }
 
-/* Queues a JSON error body with the given status. */
-static enum MHD_Result static_error(struct MHD_Connection *conn,
-                                    unsigned int status, const char *body,
-                                    size_t len)
+static enum MHD_Result static_not_found(struct MHD_Connection *conn)
 {
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-
-    resp = MHD_create_response_from_buffer(len, (void *)body,
-                                           MHD_RESPMEM_PERSISTENT);
-    if (resp == NULL)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return http_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such file");
 }
-
-#define STATIC_ERROR(conn, status, body) \
-    static_error((conn), (status), (body), sizeof(body) - 1)
 
 enum MHD_Result static_serve(struct MHD_Connection *conn, const char *method,
                              const char *url)
@@ -372,18 +345,17 @@ enum MHD_Result static_serve(struct MHD_Connection *conn, const char *method,
     char rel[PATH_MAX], etag[STATIC_ETAG_MAX];
     struct stat sb, gzsb;
     struct MHD_Response *resp = NULL;
-    enum MHD_Result ret;
     bool internal, has_gz = false, use_gz, not_modified;
     int fd = -1, gzfd = -1;
 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return STATIC_ERROR(conn, MHD_HTTP_METHOD_NOT_ALLOWED, ERR_METHOD);
+        return http_method_not_allowed(conn, "GET, HEAD");
     if (st.fd < 0 || url == NULL)
-        return STATIC_ERROR(conn, MHD_HTTP_NOT_FOUND, ERR_NOT_FOUND);
+        return static_not_found(conn);
     if (strcmp(url, "/") == 0)
         url = "/" STATIC_INDEX;
     if (!static_path_ok(url))
-        return STATIC_ERROR(conn, MHD_HTTP_NOT_FOUND, ERR_NOT_FOUND);
+        return static_not_found(conn);
 
     snprintf(rel, sizeof(rel), "%s", url + 1);
     fd = static_open_file(rel, &sb, &internal);
@@ -440,7 +412,6 @@ enum MHD_Result static_serve(struct MHD_Connection *conn, const char *method,
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (has_gz)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
     if (!not_modified) {
@@ -450,10 +421,7 @@ enum MHD_Result static_serve(struct MHD_Connection *conn, const char *method,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 static_content_type(url));
     }
-    ret = MHD_queue_response(conn, not_modified ? MHD_HTTP_NOT_MODIFIED
-                                                : MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return http_queue(conn, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
 
 fail:
     if (fd >= 0)
@@ -461,6 +429,7 @@ fail:
     if (gzfd >= 0)
         close(gzfd);
     if (internal)
-        return STATIC_ERROR(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, ERR_INTERNAL);
-    return STATIC_ERROR(conn, MHD_HTTP_NOT_FOUND, ERR_NOT_FOUND);
+        return http_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                          "could not read the file");
+    return static_not_found(conn);
 }

@@ -553,13 +553,20 @@ def test_metrics_http_responses_by_status_code(ctx):
     check_error(r, 404, "not_found")
     r = d.post("{not json")
     check_error(r, 400, "invalid_json")
+    # the dashboard's files are answers too
+    check_error(d.request("GET", "/no-such-file.css"), 404, "not_found")
+    r = d.request("GET", "/index.html", check_ct=False)
+    eq(r.status, 200, "GET /index.html")
+    etag = r.header("ETag")
+    eq(d.request("GET", "/index.html", headers={"If-None-Match": etag}, check_ct=False).status, 304, "revalidation")
     after = scrape(d).by(HTTP, "code")
     delta = {c: after.get(c, 0) - before.get(c, 0) for c in set(before) | set(after)}
-    eq(delta.get("404"), 1, "%s{code=404} increase after one 404 (before %s, after %s)" % (HTTP, before, after))
+    eq(delta.get("404"), 2, "%s{code=404} increase after two 404s (before %s, after %s)" % (HTTP, before, after))
     eq(delta.get("400"), 1, "%s{code=400} increase after one 400" % HTTP)
+    eq(delta.get("304"), 1, "%s{code=304} increase after one 304" % HTTP)
     # the first scrape's own 200 is counted either in it or in the second one
-    eq(delta.get("200", 0), 1, "%s{code=200} increase with one scrape between" % HTTP)
-    others = {c: v for c, v in delta.items() if c not in ("200", "400", "404") and v}
+    eq(delta.get("200", 0), 2, "%s{code=200} increase with one file and one scrape between" % HTTP)
+    others = {c: v for c, v in delta.items() if c not in ("200", "304", "400", "404") and v}
     eq(others, {}, "other codes that moved")
 
 
