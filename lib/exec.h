@@ -18,11 +18,11 @@ int exec_validate(const struct cJSON *args, char *msg, size_t size);
  * Runs the command and waits for it.  The command stays in the caller's
  * process group.  When it exits, anything it left running is killed: a
  * task's processes end with the task (the caller should be a child
- * subreaper, so that even processes that left the group are found).  Exit code 0 -> ok; otherwise failed with code "exit_status"
- * (or "exec_failed" if it could not start).  Returns 0, or -1 on allocation
- * failure.
+ * subreaper, so that even processes that left the group are found).
+ * Exit code 0 -> ok; otherwise failed with code "exit_status", or
+ * "exec_failed" if it could not start (the message says which step failed).
+ * Returns 0, or -1 on allocation failure.
  */
 int exec_run(const struct cJSON *args, const struct kind_limits *lim, struct kind_outcome *out);
-
 
 #endif

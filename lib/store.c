@@ -577,8 +577,8 @@ int store_list_tasks(struct store *st, const struct store_filter *f,
     sqlite3_stmt *s = NULL;
     int n = 0, rc, i = 1;
 
-    /* Each filter maps onto the (status, id) or (kind, id) index, so a page
-     * costs O(limit) whatever the size of the table. */
+    /* Each filter maps onto the (status, id), (kind, id) or (kind, status, id)
+     * index, so a page costs O(limit) whatever the size of the table. */
     snprintf(sql, sizeof sql, "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE 1%s%s%s"
              " ORDER BY id DESC LIMIT ?",
              f->has_status ? " AND status = ?" : "", f->kind ? " AND kind = ?" : "",

@@ -76,8 +76,8 @@ static void task_error_set(struct task_error *err, const char *code, const char 
 
 /*
  * Reads an optional integer field within [lo, hi] (null counts as absent
- * when allow_null).  Integers only: 1.5 and
- * "1" are refused, and so are values beyond what a double holds exactly.
+ * when allow_null).  Integers only: 1.5 and "1" are refused.  Every bound
+ * used is far below 2^53, so the double cJSON gives is exact.
  * Returns 0 (leaving *out alone when absent) or -1 with err filled.
  */
 static int task_int_field(const cJSON *body, const char *name, int64_t lo, int64_t hi,

@@ -5,17 +5,22 @@
  * One mutex, engine.lock, guards every in-memory task: the live table (every
  * task that is not yet terminal-and-committed), the ready queue, the pending
  * write ops, the waiters and the counters.  Critical sections are short and
- * never do I/O.  Three kinds of threads come in:
+ * never do I/O.  Four kinds of threads come in:
  *   - HTTP threads submit, cancel, wait and read;
  *   - the pool's dispatcher thread takes ready tasks and reports outcomes;
- *   - the writer thread (here) owns the SQLite write connection.
+ *   - the writer thread (here) owns the SQLite write connection;
+ *   - the syncer thread (here) makes committed batches survive power loss.
  * Every state change appends an op holding a snapshot of the task row.  The
- * writer takes all ops at once, writes them in one transaction (group
- * commit: while one commit waits for fsync the next batch gathers), and only
- * then acts on them: a new task enters the ready queue, a submitter hears
- * "201", a waiter hears "terminal".  So nothing is run or reported that is
- * not on disk.  Within one batch only the newest snapshot of a task is
- * written; it holds the whole row, so skipping older ones loses nothing.
+ * writer takes all ops at once and writes them in one transaction (group
+ * commit); the syncer fdatasyncs the WAL once for every batch committed
+ * meanwhile and only then acts on them: a new task enters the ready queue, a
+ * submitter hears "201", a waiter hears "terminal", events and the timeline
+ * are fed.  So no new task is run and nothing is reported that is not on
+ * disk.  The one exception is a retry (its worker died): it is queued again
+ * at once, because its row is on disk already, and its new start is in the
+ * dispatch journal before it runs.  Within one batch only the newest
+ * snapshot of a task is written; it holds the whole row, so skipping older
+ * ones loses nothing (each is still an event).
  * Snapshots borrow the task's strings, which never change once set; a task
  * is freed only when it is terminal and no op refers to it.
  * Readers (GET, lists) see only committed rows: a live task carries a copy

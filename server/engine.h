@@ -19,8 +19,9 @@
 struct cJSON;
 
 /*
- * Called once, from the writer thread and without engine locks held, when
- * an asynchronous request is answered: ok=false means the write failed.
+ * Called once, without engine locks held, when an asynchronous request is
+ * answered: from the syncer once the change is on disk, from the writer when
+ * a wait times out or a write failed (ok=false), or at engine_stop.
  */
 typedef void (*engine_done_fn)(void *arg, bool ok);
 

@@ -13,7 +13,7 @@
  * jumps to the newest event.
  *
  * Threads.
- *   - Publishers (the engine, the pool supervisor: any thread) call
+ *   - The publisher (the engine's syncer, after each fsync) calls
  *     events_publish: lock, append, maybe signal the timer, unlock.  They
  *     never wait for a subscriber.
  *   - MHD I/O threads run events_read (the response's content reader) and
