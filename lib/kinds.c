@@ -69,7 +69,7 @@ int kind_only_fields(const cJSON *obj, const char *const *names, const char *pre
 
 /* echo: any JSON; the result is the args, exactly. */
 
-static int echo_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+static int kind_echo_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
 {
     (void)lim;
     out->ok = true;
@@ -79,7 +79,7 @@ static int echo_run(const cJSON *args, const struct kind_limits *lim, struct kin
 
 /* sleep {"seconds": 0..3600} */
 
-static int sleep_validate(const cJSON *args, char *msg, size_t size)
+static int kind_sleep_validate(const cJSON *args, char *msg, size_t size)
 {
     static const char *const fields[] = { "seconds", NULL };
     const cJSON *s;
@@ -94,7 +94,8 @@ static int sleep_validate(const cJSON *args, char *msg, size_t size)
     return 0;
 }
 
-static int sleep_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+static int kind_sleep_run(const cJSON *args, const struct kind_limits *lim,
+                          struct kind_outcome *out)
 {
     double secs = kind_arg(args, "seconds")->valuedouble;
     struct timespec ts = { (time_t)secs, (long)((secs - floor(secs)) * 1e9) };
@@ -113,7 +114,7 @@ static int sleep_run(const cJSON *args, const struct kind_limits *lim, struct ki
 
 /* square / cube {"numbers": [n, ...]} */
 
-static int numbers_validate(const cJSON *args, char *msg, size_t size)
+static int kind_numbers_validate(const cJSON *args, char *msg, size_t size)
 {
     static const char *const fields[] = { "numbers", NULL };
     const cJSON *nums, *n;
@@ -136,7 +137,7 @@ static int numbers_validate(const cJSON *args, char *msg, size_t size)
     return 0;
 }
 
-static int power_run(const cJSON *args, struct kind_outcome *out, int power)
+static int kind_power_run(const cJSON *args, struct kind_outcome *out, int power)
 {
     const cJSON *n;
     cJSON *r = cJSON_CreateObject(), *list;
@@ -171,23 +172,24 @@ fail:
     return -1;
 }
 
-static int square_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+static int kind_square_run(const cJSON *args, const struct kind_limits *lim,
+                           struct kind_outcome *out)
 {
     (void)lim;
-    return power_run(args, out, 2);
+    return kind_power_run(args, out, 2);
 }
 
-static int cube_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+static int kind_cube_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
 {
     (void)lim;
-    return power_run(args, out, 3);
+    return kind_power_run(args, out, 3);
 }
 
 /* cpu {"n": 2..1e9}: primes below n, by a segmented sieve over odd numbers. */
 
 #define CPU_N_MAX 1000000000.0
 
-static int cpu_validate(const cJSON *args, char *msg, size_t size)
+static int kind_cpu_validate(const cJSON *args, char *msg, size_t size)
 {
     static const char *const fields[] = { "n", NULL };
     const cJSON *n;
@@ -208,7 +210,7 @@ static int cpu_validate(const cJSON *args, char *msg, size_t size)
  * 32 KiB segment on the stack plus a sieve of and room for the primes up to
  * sqrt n, about 190 KiB in all for n = 1e9.
  */
-static int64_t cpu_count_primes(int64_t n)
+static int64_t kind_cpu_count_primes(int64_t n)
 {
     enum { SEG = 32768 };
     int64_t root, count, lo, i;
@@ -259,9 +261,9 @@ out:
     return count;
 }
 
-static int cpu_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+static int kind_cpu_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
 {
-    int64_t count = cpu_count_primes((int64_t)kind_arg(args, "n")->valuedouble);
+    int64_t count = kind_cpu_count_primes((int64_t)kind_arg(args, "n")->valuedouble);
     cJSON *r;
 
     (void)lim;
@@ -277,7 +279,7 @@ static int cpu_run(const cJSON *args, const struct kind_limits *lim, struct kind
 
 /* fail {"message": str}: ends failed, on purpose. */
 
-static int fail_validate(const cJSON *args, char *msg, size_t size)
+static int kind_fail_validate(const cJSON *args, char *msg, size_t size)
 {
     static const char *const fields[] = { "message", NULL };
     const cJSON *m;
@@ -292,7 +294,7 @@ static int fail_validate(const cJSON *args, char *msg, size_t size)
     return 0;
 }
 
-static int fail_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
+static int kind_fail_run(const cJSON *args, const struct kind_limits *lim, struct kind_outcome *out)
 {
     const cJSON *m = kind_arg(args, "message");
 
@@ -304,13 +306,14 @@ static int fail_run(const cJSON *args, const struct kind_limits *lim, struct kin
 }
 
 static const struct kind kind_list[] = {
-    { "echo",   false, NULL,             echo_run,   "{\"hello\":\"world\"}" },
-    { "sleep",  false, sleep_validate,   sleep_run,  "{\"seconds\":1}" },
-    { "square", false, numbers_validate, square_run, "{\"numbers\":[2,3,8,9]}" },
-    { "cube",   false, numbers_validate, cube_run,   "{\"numbers\":[2,3,8,9]}" },
-    { "cpu",    false, cpu_validate,     cpu_run,    "{\"n\":10000000}" },
-    { "fail",   false, fail_validate,    fail_run,   "{\"message\":\"something went wrong\"}" },
-    { "exec",   true,  exec_validate,    exec_run,
+    { "echo",   false, NULL,                  kind_echo_run,   "{\"hello\":\"world\"}" },
+    { "sleep",  false, kind_sleep_validate,   kind_sleep_run,  "{\"seconds\":1}" },
+    { "square", false, kind_numbers_validate, kind_square_run, "{\"numbers\":[2,3,8,9]}" },
+    { "cube",   false, kind_numbers_validate, kind_cube_run,   "{\"numbers\":[2,3,8,9]}" },
+    { "cpu",    false, kind_cpu_validate,     kind_cpu_run,    "{\"n\":10000000}" },
+    { "fail",   false, kind_fail_validate,    kind_fail_run,
+      "{\"message\":\"something went wrong\"}" },
+    { "exec",   true,  exec_validate,         exec_run,
       "{\"argv\":[\"sh\",\"-c\",\"echo hello from $$; uname -a\"]}" },
     { NULL, false, NULL, NULL, NULL },
 };

@@ -55,10 +55,10 @@ static const char usage_text[] =
     "  --verbose                   log debug lines\n"
     "  --help, --version\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints one line about a bad command line; returns the exit code for it. */
-static int usage_error(const char *fmt, ...)
+static int main_usage_error(const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -71,7 +71,7 @@ static int usage_error(const char *fmt, ...)
 }
 
 /* Parses a decimal integer within [lo, hi].  0 / -1. */
-static int parse_int(const char *s, long long lo, long long hi, long long *out)
+static int main_parse_int(const char *s, long long lo, long long hi, long long *out)
 {
     char *end;
     long long v;
@@ -84,13 +84,13 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out)
     return 0;
 }
 
-static int parse_listen(const char *s, struct config *cfg)
+static int main_parse_listen(const char *s, struct config *cfg)
 {
     const char *colon = strrchr(s, ':');
     long long port;
     size_t hl;
 
-    if (colon == NULL || parse_int(colon + 1, 0, 65535, &port) < 0)
+    if (colon == NULL || main_parse_int(colon + 1, 0, 65535, &port) < 0)
         return -1;
     hl = (size_t)(colon - s);
     if (hl > 1 && s[0] == '[' && s[hl - 1] == ']') {   /* [::1]:8080 */
@@ -106,7 +106,7 @@ static int parse_listen(const char *s, struct config *cfg)
 }
 
 /* 1 if every address host resolves to is a loopback one, 0 if not, -1 if it does not resolve. */
-static int is_loopback(const char *host)
+static int main_is_loopback(const char *host)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *p;
     int lo = 1;
@@ -125,7 +125,7 @@ static int is_loopback(const char *host)
     return lo;
 }
 
-static char *default_web_root(const char *exe)
+static char *main_default_web_root(const char *exe)
 {
     char buf[PATH_MAX], *slash;
 
@@ -179,7 +179,7 @@ static const struct option long_options[] = {
 };
 
 /* Fills cfg from argv.  Returns -1 to go on, else the exit code. */
-static int parse_args(int argc, char **argv, struct config *cfg)
+static int main_parse_args(int argc, char **argv, struct config *cfg)
 {
     long long v;
     char *end;
@@ -190,23 +190,24 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
-            if (parse_listen(optarg, cfg) < 0)
-                return usage_error("--listen wants HOST:PORT, got '%s'", optarg);
+            if (main_parse_listen(optarg, cfg) < 0)
+                return main_usage_error("--listen wants HOST:PORT, got '%s'", optarg);
             break;
         case OPT_DB:
             if (*optarg == '\0')
-                return usage_error("--db wants a path");
+                return main_usage_error("--db wants a path");
             cfg->db_path = optarg;
             break;
         case OPT_WORKERS:
-            if (parse_int(optarg, 1, POOL_WORKERS_MAX, &v) < 0)
-                return usage_error("--workers wants an integer from 1 to %d, got '%s'",
+            if (main_parse_int(optarg, 1, POOL_WORKERS_MAX, &v) < 0)
+                return main_usage_error("--workers wants an integer from 1 to %d, got '%s'",
                                    POOL_WORKERS_MAX, optarg);
             cfg->workers = (int)v;
             break;
         case OPT_MAX_TASKS:
-            if (parse_int(optarg, 0, LLONG_MAX, &v) < 0)
-                return usage_error("--max-tasks-per-worker wants an integer >= 0, got '%s'", optarg);
+            if (main_parse_int(optarg, 0, LLONG_MAX, &v) < 0)
+                return main_usage_error("--max-tasks-per-worker wants an integer >= 0, got '%s'",
+                                        optarg);
             cfg->max_tasks_per_worker = v;
             break;
         case OPT_ALLOW_EXEC:
@@ -214,11 +215,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             break;
         case OPT_TOKEN:
             if (*optarg == '\0')
-                return usage_error("--token must not be empty");
+                return main_usage_error("--token must not be empty");
             free(cfg->token);
             cfg->token = main_hide_token(optarg);
             if (cfg->token == NULL)
-                return usage_error("out of memory");
+                return main_usage_error("out of memory");
             break;
         case OPT_INSECURE:
             cfg->insecure = true;
@@ -227,12 +228,14 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             errno = 0;
             d = strtod(optarg, &end);
             if (*optarg == '\0' || *end != '\0' || errno != 0 || !(d >= 0 && d <= 86400))
-                return usage_error("--shutdown-grace wants seconds from 0 to 86400, got '%s'", optarg);
+                return main_usage_error("--shutdown-grace wants seconds from 0 to 86400, got '%s'",
+                                        optarg);
             cfg->shutdown_grace = d;
             break;
         case OPT_MAX_OUTPUT:
-            if (parse_int(optarg, 1, 64LL * 1024 * 1024, &v) < 0)
-                return usage_error("--max-output wants bytes from 1 to 67108864, got '%s'", optarg);
+            if (main_parse_int(optarg, 1, 64LL * 1024 * 1024, &v) < 0)
+                return main_usage_error("--max-output wants bytes from 1 to 67108864, got '%s'",
+                                        optarg);
             cfg->max_output = (size_t)v;
             break;
         case OPT_SYNC:
@@ -241,7 +244,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             else if (strcmp(optarg, "normal") == 0)
                 cfg->sync_full = false;
             else
-                return usage_error("--sync wants full or normal, got '%s'", optarg);
+                return main_usage_error("--sync wants full or normal, got '%s'", optarg);
             break;
         case OPT_WEB:
             cfg->web_root = optarg;
@@ -256,18 +259,18 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             printf("taskpoold %s\n", TASKPOOL_VERSION);
             return 0;
         case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
+            return main_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return main_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+        return main_usage_error("unexpected argument '%s'", argv[optind]);
     char *env = getenv("TASKPOOL_TOKEN");
     if (env != NULL && *env != '\0') {
         char *copy = main_hide_token(env);
         if (copy == NULL)
-            return usage_error("out of memory");
+            return main_usage_error("out of memory");
         if (cfg->token == NULL)
             cfg->token = copy;
         else
@@ -276,18 +279,18 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     /* Commands run by exec inherit our environment: the token must not be in it. */
     unsetenv("TASKPOOL_TOKEN");
     if (cfg->token == NULL && !cfg->insecure) {
-        int lo = is_loopback(cfg->listen_host);
+        int lo = main_is_loopback(cfg->listen_host);
         if (lo < 0)
-            return usage_error("--listen: cannot resolve '%s'", cfg->listen_host);
+            return main_usage_error("--listen: cannot resolve '%s'", cfg->listen_host);
         if (lo == 0)
-            return usage_error("refusing to listen on '%s' without --token (or --insecure)",
+            return main_usage_error("refusing to listen on '%s' without --token (or --insecure)",
                                cfg->listen_host);
     }
     return -1;
 }
 
 /* Lets one process hold many connections; the soft limit is often 1024. */
-static void raise_fd_limit(void)
+static void main_raise_fd_limit(void)
 {
     struct rlimit rl;
 
@@ -314,7 +317,7 @@ int main(int argc, char **argv)
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg.workers = ncpu < 1 ? 1 : ncpu > POOL_WORKERS_MAX ? POOL_WORKERS_MAX : (int)ncpu;
-    rc = parse_args(argc, argv, &cfg);
+    rc = main_parse_args(argc, argv, &cfg);
     if (rc >= 0) {
         free(cfg.token);
         return rc;
@@ -328,7 +331,7 @@ int main(int argc, char **argv)
     exe[n] = '\0';
     cfg.exe_path = exe;
     if (cfg.web_root == NULL)
-        cfg.web_root = web_default = default_web_root(exe);
+        cfg.web_root = web_default = main_default_web_root(exe);
 
     /* Before any thread exists, so every thread inherits the mask.  SIGCHLD is
      * blocked for the pool's signalfd but not waited for here: two takers
@@ -342,7 +345,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    main_raise_fd_limit();
     /* Orphans of our workers' commands come to us, not to init, so the pool
      * can end them when a worker dies (see pool_kill_strays). */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
