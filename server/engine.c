@@ -318,7 +318,6 @@ static bool engine_enqueue(struct engine_live *live)
         return false;
     }
     live->in_queue = true;
-    engine.stats.queue_depth++;
     return true;
 }
 
@@ -427,7 +426,6 @@ static void engine_live_remove(struct engine_live *live, struct engine_calls *ca
     if (live->in_queue) {
         queue_remove(&engine.ready, live->t->id);
         live->in_queue = false;
-        engine.stats.queue_depth--;
     }
     idmap_del(&engine.live, live->t->id);
 }
@@ -558,7 +556,7 @@ static void *engine_writer_main(void *unused)
     pthread_mutex_lock(&engine.lock);
     for (;;) {
         int64_t now = engine_mono(), next = engine_waiters_expire(now, &calls);
-        stats_tick(engine_now(), engine.stats.queue_depth);
+        stats_tick(engine_now(), (int64_t)queue_len(&engine.ready));
         if (calls.len > 0) {
             pthread_mutex_unlock(&engine.lock);
             engine_calls_run(&calls);
@@ -783,9 +781,8 @@ int engine_start(const struct config *cfg)
     engine.next_id = store_max_id(engine.store);
     if (engine.next_id < 0)
         goto fail;
-    if (engine.stats.queue_depth > 0)
-        log_info("%lld queued task(s) from the last run will run now",
-                 (long long)engine.stats.queue_depth);
+    if (queue_len(&engine.ready) > 0)
+        log_info("%zu queued task(s) from the last run will run now", queue_len(&engine.ready));
     if (pthread_create(&engine.syncer, NULL, engine_syncer_main, NULL) != 0) {
         log_error("cannot start the syncer thread");
         goto fail;
@@ -864,40 +861,33 @@ void engine_drain(void)
 int64_t engine_submit(struct task *t, int64_t wait_until, engine_done_fn done, void *arg)
 {
     struct engine_live *live = calloc(1, sizeof *live);
-    int64_t id;
+    int64_t id = -1;
 
-    if (live == NULL)
-        goto fail;
     pthread_mutex_lock(&engine.lock);
-    if (engine.stop) {
-        pthread_mutex_unlock(&engine.lock);
-        free(live);
-        task_free(t);
-        return -1;   /* the writer is gone: nothing could be committed */
+    if (engine.stop)               /* the writer is gone: nothing could be committed */
+        goto out;
+    if (live == NULL || idmap_put(&engine.live, engine.next_id + 1, live) < 0) {
+        log_error("out of memory: task refused");
+        goto out;
     }
-    id = ++engine.next_id;
-    if (idmap_put(&engine.live, id, live) < 0) {
-        pthread_mutex_unlock(&engine.lock);
-        goto fail;
-    }
-    t->id = id;
+    t->id = engine.next_id + 1;
     t->created_at = engine_now();
     t->status = TASK_QUEUED;
     live->t = t;
     engine_count(t, TASK_QUEUED, 1);
     if (engine_op_task(live, done, arg, wait_until, true) < 0) {
         engine_count(t, TASK_QUEUED, -1);
-        idmap_del(&engine.live, id);
-        pthread_mutex_unlock(&engine.lock);
-        goto fail;
+        idmap_del(&engine.live, t->id);
+        goto out;                  /* logged by engine_op_task */
     }
+    id = ++engine.next_id;
+    live = NULL;                   /* the engine owns both now */
+    t = NULL;
+out:
     pthread_mutex_unlock(&engine.lock);
-    return id;
-fail:
-    log_error("out of memory: task refused");
     free(live);
     task_free(t);
-    return -1;
+    return id;
 }
 
 /* True if a task absent from the live table exists (so it is terminal). */
@@ -960,7 +950,6 @@ enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg)
     if (live->in_queue) {
         queue_remove(&engine.ready, id);
         live->in_queue = false;
-        engine.stats.queue_depth--;
     }
     engine_set_status(t, TASK_CANCELLED);
     t->finished_at = engine_now();
@@ -1056,7 +1045,6 @@ int engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out)
     if (!engine.draining && queue_pop(&engine.ready, &item) == 0) {
         live = item.data;
         live->in_queue = false;
-        engine.stats.queue_depth--;
         t = live->t;
         klen = strlen(t->kind);
         alen = strlen(t->args);
@@ -1142,6 +1130,17 @@ out:
     pthread_mutex_unlock(&engine.lock);
 }
 
+/* Puts a task whose run ended without a verdict back in the ready queue.  Locked.  true if queued. */
+static bool engine_requeue(struct engine_live *live)
+{
+    struct task *t = live->t;
+
+    engine_set_status(t, TASK_QUEUED);
+    t->worker_pid = t->worker_ppid = 0;
+    t->started_at = 0;
+    return engine_enqueue(live);
+}
+
 void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool retry,
                          const char *code, const char *message)
 {
@@ -1157,16 +1156,13 @@ void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool re
     if (status == TASK_FAILED && retry && t->attempts < t->max_attempts) {
         log_info("task %lld: %s; running it again (attempt %d of %d)", (long long)id, message,
                  t->attempts + 1, t->max_attempts);
-        engine_set_status(t, TASK_QUEUED);
-        t->worker_pid = t->worker_ppid = 0;
-        t->started_at = 0;
-        requeued = engine_enqueue(live);
+        requeued = engine_requeue(live);
     } else {
         if (task_set_error(t, code, message) < 0)
             log_error("out of memory: task %lld error not recorded", (long long)id);
         t->finished_at = engine_now();
         engine_set_status(t, status);
-        }
+    }
     engine_op_task(live, NULL, NULL, 0, false);
 out:
     pthread_mutex_unlock(&engine.lock);
@@ -1182,12 +1178,8 @@ void engine_task_unstart(int64_t id, pid_t pid)
     pthread_mutex_lock(&engine.lock);
     live = engine_running_on(id, pid);
     if (live != NULL) {
-        struct task *t = live->t;
-        engine_set_status(t, TASK_QUEUED);
-        t->attempts--;
-        t->worker_pid = t->worker_ppid = 0;
-        t->started_at = 0;
-        requeued = engine_enqueue(live);
+        live->t->attempts--;
+        requeued = engine_requeue(live);
         engine_op_task(live, NULL, NULL, 0, false);
     }
     pthread_mutex_unlock(&engine.lock);
@@ -1215,5 +1207,6 @@ void engine_stats_get(struct engine_stats *out)
 {
     pthread_mutex_lock(&engine.lock);
     *out = engine.stats;
+    out->queue_depth = (int64_t)queue_len(&engine.ready);
     pthread_mutex_unlock(&engine.lock);
 }
