@@ -774,7 +774,8 @@ int engine_start(const struct config *cfg)
     if (store_count_by_status(engine.store, NULL, engine.stats.counts) < 0)
         goto fail;
     for (const struct kind *k = kind_table(); k->name != NULL; k++)
-        if (store_count_by_status(engine.store, k->name, engine.stats.by_kind[k - kind_table()]) < 0)
+        if (store_count_by_status(engine.store, k->name,
+                                  engine.stats.by_kind[k - kind_table()]) < 0)
             goto fail;
     if (store_load_queued(engine.store, engine_load_one, NULL) < 0)
         goto fail;
@@ -1130,7 +1131,7 @@ out:
     pthread_mutex_unlock(&engine.lock);
 }
 
-/* Puts a task whose run ended without a verdict back in the ready queue.  Locked.  true if queued. */
+/* Puts a task whose run ended without a verdict back in the ready queue.  Locked.  true if in it. */
 static bool engine_requeue(struct engine_live *live)
 {
     struct task *t = live->t;
