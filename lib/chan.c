@@ -123,8 +123,8 @@ int chan_send(int fd, uint32_t type, int64_t task_id, const struct chan_part *pa
     return 0;
 }
 
-int chan_send_result(int fd, int64_t task_id, int ok, int64_t user_ms, int64_t sys_ms,
-                     int64_t max_rss_kb, const char *result, const char *code,
+int chan_send_result(int fd, int64_t task_id, int ok, const struct chan_usage *usage,
+                     const struct chan_cpu *total, const char *result, const char *code,
                      const char *message)
 {
     struct chan_result fx;
@@ -138,9 +138,8 @@ int chan_send_result(int fd, int64_t task_id, int ok, int64_t user_ms, int64_t s
     }
     memset(&fx, 0, sizeof fx);
     fx.ok = ok;
-    fx.user_ms = user_ms;
-    fx.sys_ms = sys_ms;
-    fx.max_rss_kb = max_rss_kb;
+    fx.usage = *usage;
+    fx.total = *total;
     fx.result_len = (uint32_t)rl;
     fx.code_len = (uint32_t)cl;
     fx.message_len = (uint32_t)ml;

@@ -27,18 +27,36 @@ struct chan_header {
     int64_t  task_id;
 };
 
+/*
+ * CPU a worker has used so far, itself and the children it has reaped.  It
+ * comes with HELLO and every RESULT, so that when the daemon cuts a run
+ * short (timeout, cancel, death) it can tell what that run used: the
+ * worker's total then, less this.
+ */
+struct chan_cpu {
+    int64_t user_ms;
+    int64_t sys_ms;
+};
+
 struct chan_hello {
     int32_t pid;
     int32_t ppid;                  /* the worker's parent as the worker sees it */
+    struct chan_cpu total;
+};
+
+/* What a task used, as the worker measured it. */
+struct chan_usage {
+    int64_t user_ms;
+    int64_t sys_ms;
+    int64_t max_rss_kb;
 };
 
 /* Fixed part of a RESULT; three strings of the given lengths follow, no NULs. */
 struct chan_result {
     int32_t  ok;
     int32_t  pad;
-    int64_t  user_ms;
-    int64_t  sys_ms;
-    int64_t  max_rss_kb;
+    struct chan_usage usage;       /* the task's */
+    struct chan_cpu total;         /* the worker's, after it */
     uint32_t result_len;           /* JSON text; 0 = none */
     uint32_t code_len;             /* error code; 0 = none */
     uint32_t message_len;          /* error message */
@@ -107,8 +125,8 @@ static inline size_t chan_result_max(size_t max_output)
 }
 
 /* Builds and sends a RESULT from its parts.  Returns 0 or -1 (errno set). */
-int chan_send_result(int fd, int64_t task_id, int ok, int64_t user_ms, int64_t sys_ms,
-                     int64_t max_rss_kb, const char *result, const char *code,
+int chan_send_result(int fd, int64_t task_id, int ok, const struct chan_usage *usage,
+                     const struct chan_cpu *total, const char *result, const char *code,
                      const char *message);
 
 /*

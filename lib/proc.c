@@ -1,8 +1,9 @@
 /*
- * proc.c - kill a process's descendants via /proc (see proc.h).
+ * proc.c - kill a process's descendants via /proc, or add up what they used
+ * (see proc.h).
  *
- * Written for signal handlers: no stdio, no malloc, no locale; /proc is read
- * with open/getdents64/read into buffers on the stack.
+ * The killing is written for signal handlers: no stdio, no malloc, no
+ * locale; /proc is read with open/getdents64/read into buffers on the stack.
  *
  * One pass reads every process's parent into a table sorted by pid, then
  * decides for each process whether root is among its ancestors by walking
@@ -18,6 +19,8 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -66,13 +69,12 @@ static pid_t proc_parse_pid(const char *s)
     return (pid_t)v;
 }
 
-/* The parent of pid from /proc/pid/stat; -1 if gone or unreadable, -2 for a zombie. */
-static pid_t proc_ppid(pid_t pid)
+/* Reads /proc/pid/name into buf (NUL-terminated).  Bytes read, or -1. */
+static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t size)
 {
-    char path[32] = "/proc/", digits[16], buf[512];
+    char path[64] = "/proc/", digits[16];
     int n = 0, len = 6, fd;
     ssize_t got;
-    char *p = NULL;
 
     do {
         digits[n++] = (char)('0' + pid % 10);
@@ -80,26 +82,45 @@ static pid_t proc_ppid(pid_t pid)
     } while (pid > 0);
     while (n > 0)
         path[len++] = digits[--n];
-    for (const char *s = "/stat"; *s; s++)
+    path[len++] = '/';
+    for (const char *s = name; *s && len < (int)sizeof path - 1; s++)
         path[len++] = *s;
     path[len] = '\0';
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    got = read(fd, buf, sizeof buf - 1);
+    got = read(fd, buf, size - 1);
     close(fd);
     if (got <= 0)
         return -1;
     buf[got] = '\0';
-    /* "pid (comm) state ppid ...": comm may hold spaces and parentheses. */
+    return got;
+}
+
+/* The fields after "pid (comm) " in a stat line: comm may hold spaces and ')'. */
+static char *proc_stat_fields(char *buf)
+{
+    char *p = NULL;
+
     for (char *s = buf; *s; s++)
         if (*s == ')')
             p = s;
-    if (p == NULL || p[1] != ' ' || p[2] == '\0' || p[3] != ' ')
+    if (p == NULL || p[1] != ' ' || p[2] == '\0')
+        return NULL;
+    return p + 2;
+}
+
+/* The parent of pid from /proc/pid/stat; -1 if gone or unreadable, -2 for a zombie. */
+static pid_t proc_ppid(pid_t pid)
+{
+    char buf[512], *p;
+
+    if (proc_read(pid, "stat", buf, sizeof buf) < 0 || (p = proc_stat_fields(buf)) == NULL ||
+        p[1] != ' ')
         return -1;
-    if (p[2] == 'Z')
+    if (p[0] == 'Z')
         return -2;   /* dead already: nothing to kill, no children left */
-    p += 4;
+    p += 2;
     long v = 0;
     while (*p >= '0' && *p <= '9')
         v = v * 10 + (*p++ - '0');
@@ -221,8 +242,11 @@ static bool proc_below_untabled(const struct proc_table *t, const struct proc_sc
     return false;
 }
 
-/* One pass: signals the descendants of sc->root seen now.  Returns how many, or -1. */
-static int proc_pass(const struct proc_scope *sc, int sig)
+/*
+ * One pass: calls visit for each descendant of sc->root seen now.  Returns
+ * how many visits returned true, or -1.
+ */
+static int proc_pass(const struct proc_scope *sc, bool (*visit)(pid_t pid, void *arg), void *arg)
 {
     struct proc_table t;
     char buf[8192];
@@ -250,7 +274,7 @@ static int proc_pass(const struct proc_scope *sc, int sig)
     }
     proc_sort(&t);
     for (int i = 0; i < t.n; i++)
-        if (proc_below(&t, sc, i) && kill(t.pid[i], sig) == 0)
+        if (proc_below(&t, sc, i) && visit(t.pid[i], arg))
             hit++;
     /* Whatever did not fit: read the directory again, skipping what is in the table. */
     if (t.n == PROC_MAX) {
@@ -262,13 +286,18 @@ static int proc_pass(const struct proc_scope *sc, int sig)
                 off += d->d_reclen;
                 if (pid <= 0 || pid == sc->root || proc_find(&t, pid) >= 0)
                     continue;
-                if (proc_below_untabled(&t, sc, pid) && kill(pid, sig) == 0)
+                if (proc_below_untabled(&t, sc, pid) && visit(pid, arg))
                     hit++;
             }
         }
     }
     close(fd);
     return hit;
+}
+
+static bool proc_signal(pid_t pid, void *arg)
+{
+    return kill(pid, *(const int *)arg) == 0;
 }
 
 int proc_kill_descendants(pid_t root, int sig)
@@ -282,7 +311,7 @@ int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig)
     int total = 0;
 
     for (int pass = 0; pass < PROC_PASSES; pass++) {
-        int hit = proc_pass(&sc, sig);
+        int hit = proc_pass(&sc, proc_signal, &sig);
         if (hit < 0)
             return pass == 0 ? -1 : total;
         if (hit == 0)
@@ -290,4 +319,49 @@ int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig)
         total += hit;
     }
     return total;
+}
+
+/* The n-th (from 1) space-separated field of a stat line's tail, as a number. */
+static int64_t proc_stat_field(const char *fields, int n)
+{
+    int64_t v = 0;
+
+    for (int i = 1; i < n && *fields; fields++)
+        if (*fields == ' ')
+            i++;
+    while (*fields >= '0' && *fields <= '9')
+        v = v * 10 + (*fields++ - '0');
+    return v;
+}
+
+/* Adds pid's CPU and peak to u.  False if pid cannot be read. */
+static bool proc_add_usage(pid_t pid, void *arg)
+{
+    struct proc_usage *u = arg;
+    static long tick_ms;
+    char buf[2048], *f;
+
+    if (tick_ms == 0)
+        tick_ms = 1000 / sysconf(_SC_CLK_TCK);
+    if (proc_read(pid, "stat", buf, sizeof buf) < 0 || (f = proc_stat_fields(buf)) == NULL)
+        return false;
+    /* After "(comm) ": state is 1, utime 12, stime 13, cutime 14, cstime 15. */
+    u->user_ms += (proc_stat_field(f, 12) + proc_stat_field(f, 14)) * tick_ms;
+    u->sys_ms += (proc_stat_field(f, 13) + proc_stat_field(f, 15)) * tick_ms;
+    if (proc_read(pid, "status", buf, sizeof buf) > 0 && (f = strstr(buf, "\nVmHWM:")) != NULL) {
+        int64_t kb = strtoll(f + 7, NULL, 10);
+        if (kb > u->max_rss_kb)
+            u->max_rss_kb = kb;
+    }
+    return true;
+}
+
+int proc_usage_tree(pid_t pid, struct proc_usage *out)
+{
+    struct proc_scope sc = { pid, NULL, 0 };
+
+    memset(out, 0, sizeof *out);
+    if (!proc_add_usage(pid, out))
+        return -1;
+    return proc_pass(&sc, proc_add_usage, out) < 0 ? -1 : 0;
 }

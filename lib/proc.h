@@ -6,6 +6,7 @@
 #ifndef TASKPOOL_PROC_H
 #define TASKPOOL_PROC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -23,5 +24,20 @@ int proc_kill_descendants(pid_t root, int sig);
  * strays beside the children it means to keep.  Same return.
  */
 int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig);
+
+/* What a process tree has used. */
+struct proc_usage {
+    int64_t user_ms;
+    int64_t sys_ms;
+    int64_t max_rss_kb;
+};
+
+/*
+ * Adds up the CPU of pid and of every descendant of it (each one's own and
+ * that of the children it reaped) and takes the largest peak resident size
+ * (VmHWM) among them: what a run used, read just before the daemon cuts it
+ * short.  Not for signal handlers.  Returns 0, or -1 if pid cannot be read.
+ */
+int proc_usage_tree(pid_t pid, struct proc_usage *out);
 
 #endif

@@ -65,6 +65,8 @@ struct engine_live {
     bool                  dropped;       /* its first write failed: never accepted */
     bool                  in_queue;      /* in the ready queue */
     bool                  inserted;      /* its row has been committed once */
+    bool                  held;          /* cancelled while running: kept until the pool
+                                          * reports the kill (with the run's usage) */
     struct task           shown;         /* the row as last committed: what readers see */
     struct engine_waiter *waiters;
 };
@@ -493,8 +495,12 @@ static bool engine_batch_synced(struct engine_op *batch, struct engine_calls *ca
     }
     for (op = batch; op != NULL; op = op->next) {
         struct engine_live *live = op->live;
-        if (op->type == ENGINE_OP_TASK && live->pending == 0 && !live->removed &&
-            task_status_terminal(live->t->status))
+        if (op->type != ENGINE_OP_TASK || live->pending != 0 || live->removed ||
+            !task_status_terminal(live->t->status))
+            continue;
+        if (live->held)
+            engine_waiters_wake(live, calls);
+        else
             engine_live_remove(live, calls);
     }
     return ready;
@@ -946,8 +952,10 @@ enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg)
         r = ENGINE_ERROR;
         goto out;
     }
-    if (t->status == TASK_RUNNING)
+    if (t->status == TASK_RUNNING) {
         kill_pid = t->worker_pid;
+        live->held = true;         /* until engine_task_usage */
+    }
     if (live->in_queue) {
         queue_remove(&engine.ready, id);
         live->in_queue = false;
@@ -1143,7 +1151,7 @@ static bool engine_requeue(struct engine_live *live)
 }
 
 void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool retry,
-                         const char *code, const char *message)
+                         const char *code, const char *message, const struct task_usage *usage)
 {
     struct engine_live *live;
     struct task *t;
@@ -1162,6 +1170,8 @@ void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool re
         if (task_set_error(t, code, message) < 0)
             log_error("out of memory: task %lld error not recorded", (long long)id);
         t->finished_at = engine_now();
+        if (usage->set)
+            t->usage = *usage;
         engine_set_status(t, status);
     }
     engine_op_task(live, NULL, NULL, 0, false);
@@ -1169,6 +1179,27 @@ out:
     pthread_mutex_unlock(&engine.lock);
     if (requeued)
         pool_wake();
+}
+
+void engine_task_usage(int64_t id, const struct task_usage *usage)
+{
+    struct engine_calls calls = { 0 };
+    struct engine_live *live;
+
+    pthread_mutex_lock(&engine.lock);
+    live = idmap_get(&engine.live, id);
+    if (live != NULL && live->held) {
+        live->held = false;
+        if (usage != NULL && usage->set && !live->t->usage.set) {
+            live->t->usage = *usage;
+            engine_op_task(live, NULL, NULL, 0, false);   /* removed once that is written */
+        } else if (live->pending == 0) {
+            engine_live_remove(live, &calls);
+        }
+    }
+    pthread_mutex_unlock(&engine.lock);
+    engine_calls_run(&calls);
+    free(calls.v);
 }
 
 void engine_task_unstart(int64_t id, pid_t pid)

@@ -105,10 +105,19 @@ void engine_task_finished(int64_t id, pid_t pid, bool ok, const char *result, si
 /*
  * The task's run ended without a result: status is TASK_TIMED_OUT (final),
  * or TASK_FAILED, in which case it is queued again if attempts remain
- * (retry=true) and otherwise fails with code and message.
+ * (retry=true) and otherwise fails with code and message.  usage is what
+ * the run used as far as the pool could tell; it is kept if the run was the
+ * last (usage->set false: unknown).
  */
 void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool retry,
-                         const char *code, const char *message);
+                         const char *code, const char *message, const struct task_usage *usage);
+
+/*
+ * The pool's answer to pool_cancel(pid, id): what the cancelled run had used
+ * when its worker was killed, or NULL if it was not running there any more.
+ * Called exactly once per pool_cancel.
+ */
+void engine_task_usage(int64_t id, const struct task_usage *usage);
 
 /*
  * Records a worker's row: its start or end (announce: an event says so too),

@@ -33,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +69,7 @@ struct pool_worker {                 /* one scoreboard slot */
     int64_t            started_at;   /* Unix ms, for the record */
     int64_t            started_mono; /* task_mono_ms, for the age */
     int64_t            tasks_done;
+    struct chan_cpu    base;         /* its CPU total when the current run began */
     int64_t            recorded_done;   /* tasks_done as last written to the workers table */
     int64_t            recorded_mono;   /* when, task_mono_ms */
     const char        *exit_reason;  /* why we ended it; NULL = it died on its own */
@@ -118,6 +120,7 @@ void pool_cancel(pid_t pid, int64_t id)
             /* The engine already says cancelled; the worker must not go on. */
             log_error("out of memory queueing a cancel: killing worker %ld directly", (long)pid);
             kill(-pid, SIGKILL);
+            engine_task_usage(id, NULL);
             return;
         }
         pool.cancels = n;
@@ -173,6 +176,29 @@ static void pool_close_channel(struct pool_worker *w)
     epoll_ctl(pool.epfd, EPOLL_CTL_DEL, w->fd, NULL);
     close(w->fd);
     w->fd = -1;
+}
+
+static int64_t pool_since(int64_t now_ms, int64_t base_ms)
+{
+    return now_ms > base_ms ? now_ms - base_ms : 0;
+}
+
+/*
+ * What the run on w has used so far, read from /proc just before the pool
+ * cuts it short (timeout, cancel, the end of the shutdown grace): the
+ * worker's CPU less what it had used before the run, its commands', and the
+ * peak memory (the worker resets its high-water mark before each task).
+ * usage.set stays false if /proc cannot tell.
+ */
+static struct task_usage pool_usage_of_run(const struct pool_worker *w)
+{
+    struct proc_usage pu;
+    struct task_usage u = { 0 };
+
+    if (proc_usage_tree(w->pid, &pu) == 0)
+        u = (struct task_usage){ true, pool_since(pu.user_ms, w->base.user_ms),
+                                 pool_since(pu.sys_ms, w->base.sys_ms), pu.max_rss_kb };
+    return u;
 }
 
 /*
@@ -296,12 +322,15 @@ static int pool_on_message(struct pool_worker *w, const struct chan_msg *m)
         if (hello.pid != w->pid)
             return -1;
         w->ppid = hello.ppid;
+        w->base = hello.total;
         pool_set_state(w, SLOT_IDLE, 0);
         return 0;
     case CHAN_MSG_RESULT:
         if (w->state != SLOT_BUSY || m->task_id != w->task_id || chan_parse_result(m, &r) < 0)
             return -1;
-        struct task_usage u = { true, r.fixed.user_ms, r.fixed.sys_ms, r.fixed.max_rss_kb };
+        struct task_usage u = { true, r.fixed.usage.user_ms, r.fixed.usage.sys_ms,
+                                r.fixed.usage.max_rss_kb };
+        w->base = r.fixed.total;
         engine_task_finished(m->task_id, w->pid, r.fixed.ok != 0, r.result, r.result_len, r.code,
                              r.code_len, r.message, r.message_len, &u);
         pthread_mutex_lock(&pool.lock);
@@ -381,6 +410,7 @@ static void pool_describe_exit(int status, char *buf, size_t size)
 static void pool_reap(int64_t now)
 {
     siginfo_t info;
+    struct rusage ru;
     int status;
     pid_t pid;
 
@@ -395,7 +425,7 @@ static void pool_reap(int64_t now)
             break;
         pid = info.si_pid;
         kill(-pid, SIGKILL);
-        if (waitpid(pid, &status, 0) < 0)
+        if (wait4(pid, &status, 0, &ru) < 0)
             continue;
 
         for (int i = 0; i < pool.nslots; i++)
@@ -409,8 +439,18 @@ static void pool_reap(int64_t now)
         }
         pool_close_channel(w);
         if (w->task_id != 0) {
+            /* Its CPU is in the rusage of its death; its memory only as the
+             * whole life's peak. */
+            struct task_usage u = {
+                true,
+                pool_since((int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000,
+                           w->base.user_ms),
+                pool_since((int64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000,
+                           w->base.sys_ms),
+                ru.ru_maxrss,
+            };
             snprintf(msg, sizeof msg, "worker %ld %s", (long)pid, how);
-            engine_task_aborted(w->task_id, pid, TASK_FAILED, true, "worker_died", msg);
+            engine_task_aborted(w->task_id, pid, TASK_FAILED, true, "worker_died", msg, &u);
         }
         if (w->exit_reason == NULL) {
             pthread_mutex_lock(&pool.lock);
@@ -456,15 +496,20 @@ static void pool_do_cancels(void)
     pool.ncancels = pool.cancels_cap = 0;
     pthread_mutex_unlock(&pool.lock);
     for (size_t i = 0; i < n; i++) {
-        for (int k = 0; k < pool.nslots; k++) {
+        struct task_usage u = { 0 };
+        bool found = false;
+        for (int k = 0; k < pool.nslots && !found; k++) {
             struct pool_worker *w = &pool.slots[k];
             if (w->state != SLOT_BUSY || w->pid != reqs[i].pid || w->task_id != reqs[i].id)
                 continue;
             log_info("task %lld cancelled: killing worker %ld", (long long)w->task_id,
                      (long)w->pid);
+            u = pool_usage_of_run(w);
             pool_kill(w, "killed");
             pool_set_state(w, SLOT_EXITING, 0);   /* the engine has settled it */
+            found = true;
         }
+        engine_task_usage(reqs[i].id, found ? &u : NULL);
     }
     free(reqs);
 }
@@ -481,8 +526,9 @@ static void pool_do_timeouts(int64_t now)
         log_info("task %lld timed out: killing worker %ld", (long long)id, (long)w->pid);
         snprintf(msg, sizeof msg, "timed out; worker %ld and everything it started were killed",
                  (long)w->pid);
+        struct task_usage u = pool_usage_of_run(w);
         pool_kill(w, "killed");
-        engine_task_aborted(id, w->pid, TASK_TIMED_OUT, false, "timed_out", msg);
+        engine_task_aborted(id, w->pid, TASK_TIMED_OUT, false, "timed_out", msg, &u);
         pool_set_state(w, SLOT_EXITING, 0);
     }
 }
@@ -604,9 +650,10 @@ static void pool_run_stop(void)
                     int64_t id = w->task_id;
                     log_warn("task %lld still running after the grace period: killing worker %ld",
                              (long long)id, (long)w->pid);
+                    struct task_usage u = pool_usage_of_run(w);
                     pool_kill(w, "shutdown");
                     engine_task_aborted(id, w->pid, TASK_FAILED, true, "interrupted",
-                                        "taskpoold stopped and the grace period ran out");
+                                        "taskpoold stopped and the grace period ran out", &u);
                     pool_set_state(w, SLOT_EXITING, 0);
                 }
             } else if (w->state != SLOT_EXITING) {

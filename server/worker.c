@@ -57,6 +57,17 @@ static int64_t worker_tv_ms(const struct timeval *tv)
     return (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000;
 }
 
+/* CPU used so far by us and the children we reaped (see struct chan_cpu). */
+static struct chan_cpu worker_cpu_total(void)
+{
+    struct rusage self, kids;
+
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    return (struct chan_cpu){ worker_tv_ms(&self.ru_utime) + worker_tv_ms(&kids.ru_utime),
+                              worker_tv_ms(&self.ru_stime) + worker_tv_ms(&kids.ru_stime) };
+}
+
 struct worker_opts {
     struct kind_limits lim;
     bool               allow_exec;   /* the daemon's --allow-exec, checked again here */
@@ -132,14 +143,16 @@ static int worker_run(const struct chan_msg *msg, struct worker_opts *opt)
     getrusage(RUSAGE_SELF, &self1);
     getrusage(RUSAGE_CHILDREN, &kids1);
     long peak = worker_rss_peak_kb(opt);
-    rc = chan_send_result(WORKER_FD, msg->task_id, out.ok,
-                          worker_tv_ms(&self1.ru_utime) - worker_tv_ms(&self0.ru_utime) +
-                              worker_tv_ms(&kids1.ru_utime) - worker_tv_ms(&kids0.ru_utime),
-                          worker_tv_ms(&self1.ru_stime) - worker_tv_ms(&self0.ru_stime) +
-                              worker_tv_ms(&kids1.ru_stime) - worker_tv_ms(&kids0.ru_stime),
-                          out.child_max_rss_kb > 0 ? out.child_max_rss_kb
-                                                   : peak >= 0 ? peak : self1.ru_maxrss,
-                          out.result, out.error_code,
+    struct chan_cpu total = worker_cpu_total();
+    struct chan_usage used = {
+        worker_tv_ms(&self1.ru_utime) - worker_tv_ms(&self0.ru_utime) +
+            worker_tv_ms(&kids1.ru_utime) - worker_tv_ms(&kids0.ru_utime),
+        worker_tv_ms(&self1.ru_stime) - worker_tv_ms(&self0.ru_stime) +
+            worker_tv_ms(&kids1.ru_stime) - worker_tv_ms(&kids0.ru_stime),
+        out.child_max_rss_kb > 0 ? out.child_max_rss_kb : peak >= 0 ? peak : self1.ru_maxrss,
+    };
+    rc = chan_send_result(WORKER_FD, msg->task_id, out.ok, &used, &total, out.result,
+                          out.error_code,
                           out.error_message ? out.error_message : (out.ok ? NULL : "failed"));
     kind_outcome_clear(&out);
     cJSON_Delete(args);
@@ -196,6 +209,7 @@ int worker_main(int argc, char **argv)
 
     hello.pid = (int32_t)getpid();
     hello.ppid = (int32_t)getppid();
+    hello.total = worker_cpu_total();
     struct chan_part part = { &hello, sizeof hello };
     if (chan_send(WORKER_FD, CHAN_MSG_HELLO, 0, &part, 1) < 0)
         return WORKER_EXIT_FATAL;

@@ -363,3 +363,29 @@ def test_hundreds_of_waiters_do_not_stall_other_requests(ctx):
     fin = parse_time(out[0][1]["finished_at"]) / 1000.0
     late = max(o[2] for o in out) - fin
     check(late < 1.0 * SLOW, "last waiter answered %.2fs after the task finished" % late)
+
+
+def test_runs_cut_short_report_what_they_used(ctx):
+    """A timeout, a cancel or a worker's death still tells the task's CPU and memory."""
+    d = ctx.daemon("--allow-exec", workers=2)
+    d.wait_pool(2)
+    spin = {"kind": "exec", "args": {"argv": ["/bin/sh", "-c", "while :; do :; done"]}, "timeout_ms": 800}
+    busy = {"kind": "cpu", "args": {"n": 1000000000}, "timeout_ms": 800}
+    for body, who in ((busy, "the worker"), (spin, "its command")):
+        t = d.wait_terminal(d.submit(body)["id"], 10)
+        eq(t["status"], "timed_out", "status of a timed-out %s task" % body["kind"])
+        u = t["usage"]
+        check(u is not None and u["user_ms"] + u["sys_ms"] >= 300 and u["max_rss_kb"] > 0,
+              "usage of a %s task that kept %s busy for 0.8 s: %s" % (body["kind"], who, u))
+    for how in ("cancel", "kill"):
+        t = d.wait_status(d.submit({"kind": "cpu", "args": {"n": 1000000000}})["id"], "running")
+        time.sleep(0.6)
+        if how == "cancel":
+            eq(d.cancel(t["id"]).status, 200, "cancel")
+        else:
+            os.kill(t["worker_pid"], signal.SIGKILL)
+        g = wait_until(lambda: (lambda g: g if g["usage"] else None)(d.task(t["id"])), 5,
+                       "the usage of the task ended by a %s" % how)
+        eq(g["status"], "cancelled" if how == "cancel" else "failed", "status after the %s" % how)
+        check(g["usage"]["user_ms"] + g["usage"]["sys_ms"] >= 300,
+              "usage of a cpu task ended by a %s after 0.6 s: %s" % (how, g["usage"]))

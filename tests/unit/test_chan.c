@@ -174,7 +174,9 @@ static void test_success_result_round_trips(void **state)
 {
     struct pair *p = *state;
     const char *result = "{\"results\":[4,9]}";
-    assert_int_equal(chan_send_result(p->w, 9, 1, 12, 3, 4567, result, NULL, NULL), 0);
+    struct chan_usage u = { 12, 3, 4567 };
+    struct chan_cpu total = { 1200, 300 };
+    assert_int_equal(chan_send_result(p->w, 9, 1, &u, &total, result, NULL, NULL), 0);
 
     struct chan_msg m;
     assert_int_equal(next_frame(&p->reader, p->r, &m), GOT_FRAME);
@@ -184,9 +186,11 @@ static void test_success_result_round_trips(void **state)
     struct chan_result_view v;
     assert_int_equal(chan_parse_result(&m, &v), 0);
     assert_int_equal(v.fixed.ok, 1);
-    assert_int_equal(v.fixed.user_ms, 12);
-    assert_int_equal(v.fixed.sys_ms, 3);
-    assert_int_equal(v.fixed.max_rss_kb, 4567);
+    assert_int_equal(v.fixed.usage.user_ms, 12);
+    assert_int_equal(v.fixed.usage.sys_ms, 3);
+    assert_int_equal(v.fixed.usage.max_rss_kb, 4567);
+    assert_int_equal(v.fixed.total.user_ms, 1200);
+    assert_int_equal(v.fixed.total.sys_ms, 300);
     assert_int_equal(v.result_len, strlen(result));
     assert_memory_equal(v.result, result, v.result_len);
     assert_int_equal(v.code_len, 0);
@@ -196,7 +200,9 @@ static void test_success_result_round_trips(void **state)
 static void test_failure_result_round_trips(void **state)
 {
     struct pair *p = *state;
-    assert_int_equal(chan_send_result(p->w, 1234567890123LL, 0, 0, 0, 0, NULL, "failed",
+    struct chan_usage u = { 0, 0, 0 };
+    struct chan_cpu total = { 0, 0 };
+    assert_int_equal(chan_send_result(p->w, 1234567890123LL, 0, &u, &total, NULL, "failed",
                                       "boom: it broke"), 0);
     struct chan_msg m;
     assert_int_equal(next_frame(&p->reader, p->r, &m), GOT_FRAME);
@@ -229,7 +235,9 @@ static size_t capture_three_frames(char *buf, size_t cap, size_t ends[3])
     struct chan_part tp = { big, sizeof big };         /* odd length: the next frame is unaligned */
     assert_int_equal(chan_send(sv[0], CHAN_MSG_HELLO, 1, &hp, 1), 0);
     assert_int_equal(chan_send(sv[0], CHAN_MSG_TASK, 2, &tp, 1), 0);
-    assert_int_equal(chan_send_result(sv[0], 3, 1, 5, 6, 7, "[1]", NULL, NULL), 0);
+    struct chan_usage u = { 5, 6, 7 };
+    struct chan_cpu total = { 50, 60 };
+    assert_int_equal(chan_send_result(sv[0], 3, 1, &u, &total, "[1]", NULL, NULL), 0);
     close(sv[0]);
     size_t len = 0;
     for (;;) {
@@ -268,9 +276,11 @@ static void check_frame(const struct chan_msg *m, int which)
         struct chan_result_view v;
         assert_int_equal(chan_parse_result(m, &v), 0);
         assert_int_equal(v.fixed.ok, 1);
-        assert_int_equal(v.fixed.user_ms, 5);
-        assert_int_equal(v.fixed.sys_ms, 6);
-        assert_int_equal(v.fixed.max_rss_kb, 7);
+        assert_int_equal(v.fixed.usage.user_ms, 5);
+        assert_int_equal(v.fixed.usage.sys_ms, 6);
+        assert_int_equal(v.fixed.usage.max_rss_kb, 7);
+        assert_int_equal(v.fixed.total.user_ms, 50);
+        assert_int_equal(v.fixed.total.sys_ms, 60);
         assert_int_equal(v.result_len, 3);
         assert_memory_equal(v.result, "[1]", 3);
         break;
@@ -432,15 +442,15 @@ static void test_parse_result_splits_consistent_lengths(void **state)
 {
     (void)state;
     char storage[256];
-    struct chan_result fixed = { .ok = 1, .user_ms = 2, .sys_ms = 3, .max_rss_kb = 4,
-                                 .result_len = 3, .code_len = 4, .message_len = 5 };
+    struct chan_result fixed = { .ok = 1, .usage = { 2, 3, 4 }, .result_len = 3, .code_len = 4,
+                                 .message_len = 5 };
     struct chan_msg m = result_msg(storage, &fixed, "[1]codemesg!", 12);
     struct chan_result_view v;
     assert_int_equal(chan_parse_result(&m, &v), 0);
     assert_int_equal(v.fixed.ok, 1);
-    assert_int_equal(v.fixed.user_ms, 2);
-    assert_int_equal(v.fixed.sys_ms, 3);
-    assert_int_equal(v.fixed.max_rss_kb, 4);
+    assert_int_equal(v.fixed.usage.user_ms, 2);
+    assert_int_equal(v.fixed.usage.sys_ms, 3);
+    assert_int_equal(v.fixed.usage.max_rss_kb, 4);
     assert_ptr_equal(v.result, m.payload + sizeof fixed);
     assert_int_equal(v.result_len, 3);
     assert_ptr_equal(v.code, m.payload + sizeof fixed + 3);
@@ -536,7 +546,7 @@ static void test_send_to_closed_peer_fails_with_epipe(void **state)
     sigaction(SIGPIPE, &ign, &old);
     close(p->r);
     p->r = open("/dev/null", O_RDONLY);          /* so teardown closes something */
-    struct chan_hello hello = { 1, 2 };
+    struct chan_hello hello = { 1, 2, { 0, 0 } };
     struct chan_part part = { &hello, sizeof hello };
     errno = 0;
     int rc = chan_send(p->w, CHAN_MSG_HELLO, 0, &part, 1);

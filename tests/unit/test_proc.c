@@ -31,11 +31,14 @@
 #define PROC_MAX 4
 int small_proc_kill_descendants(pid_t root, int sig);
 int small_proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig);
+int small_proc_usage_tree(pid_t pid, struct proc_usage *out);
 #define proc_kill_descendants small_proc_kill_descendants
 #define proc_kill_strays small_proc_kill_strays
+#define proc_usage_tree small_proc_usage_tree
 #include "../../lib/proc.c"
 #undef proc_kill_descendants
 #undef proc_kill_strays
+#undef proc_usage_tree
 
 #define TREE_MAX 8
 
@@ -240,6 +243,64 @@ static void test_only_the_roots_own_descendants_are_signalled(void **state)
     tree_kill_all(b, 2);
 }
 
+/* Burns about ms of CPU time (user), then parks like the others. */
+static pid_t burner(int ms, int depth, int report)
+{
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (depth > 1)
+            burner(ms, depth - 1, report);
+        struct timespec a, b;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+        volatile unsigned long x = 0;
+        do {
+            for (int i = 0; i < 100000; i++)
+                x += (unsigned long)i;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+        } while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+        tree_park(report, depth);
+    }
+    return pid;
+}
+
+static void check_usage_adds_up_the_tree(int (*usage)(pid_t, struct proc_usage *))
+{
+    struct tree_report r;
+    struct proc_usage u;
+    pid_t pids[2];
+    int fds[2];
+
+    assert_int_equal(pipe(fds), 0);
+    pid_t top = burner(300, 2, fds[1]);   /* top burns 300 ms, and so does its child */
+    close(fds[1]);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(read(fds[0], &r, sizeof r), (ssize_t)sizeof r);
+        pids[r.level - 1] = r.pid;
+    }
+    close(fds[0]);
+    assert_int_equal(pids[1], top);
+    assert_int_equal(usage(top, &u), 0);
+    /* Clock ticks are 10 ms: both burned 300 ms at least. */
+    assert_in_range(u.user_ms + u.sys_ms, 580, 60000);
+    assert_in_range(u.max_rss_kb, 1, 1024 * 1024);
+    assert_int_equal(usage(999999999, &u), -1);
+    tree_kill_all(pids, 2);
+}
+
+static void test_usage_adds_up_the_tree(void **state)
+{
+    (void)state;
+    check_usage_adds_up_the_tree(proc_usage_tree);
+}
+
+static void test_usage_adds_up_the_tree_with_a_small_table(void **state)
+{
+    (void)state;
+    check_usage_adds_up_the_tree(small_proc_usage_tree);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_kill_strays_spares_the_kept_subtrees_with_a_small_table),
         cmocka_unit_test(test_nothing_below_means_nothing_signalled),
         cmocka_unit_test(test_only_the_roots_own_descendants_are_signalled),
+        cmocka_unit_test(test_usage_adds_up_the_tree),
+        cmocka_unit_test(test_usage_adds_up_the_tree_with_a_small_table),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
