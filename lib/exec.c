@@ -89,6 +89,12 @@ int exec_validate(const cJSON *args, char *msg, size_t size)
                          "without '='", v->string);
                 return -1;
             }
+            /* TASKPOOL_DB marks what taskpool started (see proc_kill_marked). */
+            if (strncmp(v->string, "TASKPOOL_", 9) == 0) {
+                snprintf(msg, size, "field 'args.env.%.64s': names starting with TASKPOOL_ are "
+                         "taskpool's own", v->string);
+                return -1;
+            }
         }
     }
     return 0;
@@ -125,11 +131,17 @@ static int exec_stream_read(struct exec_stream *s)
 
 /* In the child: wire the pipes, apply cwd and env, exec.  Never returns. */
 static void exec_child(char **argv, const cJSON *env, const char *cwd, int in, int out,
-                       int err, int report)
+                       int err, int report, pid_t worker)
 {
     struct exec_failure f = { EXEC_STEP_SETUP, 0 };
     const cJSON *v;
 
+    /* The command dies with its worker even if the worker's end comes too
+     * suddenly for anyone to kill it (the daemon, which would, may be gone
+     * too).  Its own children are left to the subreapers and, failing those,
+     * to the next start of taskpoold (proc_kill_marked). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
+        goto fail;
     /* The worker ignores or catches some signals; the command gets defaults. */
     sigset_t none;
     for (int sig = 1; sig < NSIG; sig++)
@@ -266,13 +278,14 @@ int exec_run(const cJSON *args, const struct kind_limits *lim, struct kind_outco
     cJSON_ArrayForEach(a, argv_json)
         argv[i++] = a->valuestring;
 
+    pid_t worker = getpid();
     if (exec_pipe(pin) < 0 || exec_pipe(pout) < 0 || exec_pipe(perr) < 0 ||
         exec_pipe(prep) < 0 || (pid = fork()) < 0) {
         rc = exec_fail(out, "cannot start", argv[0], errno);
         goto done;
     }
     if (pid == 0)
-        exec_child(argv, env_json, cwd, pin[0], pout[1], perr[1], prep[1]);
+        exec_child(argv, env_json, cwd, pin[0], pout[1], perr[1], prep[1], worker);
 
     close(pin[0]); pin[0] = -1;
     close(pout[1]); pout[1] = -1;

@@ -365,3 +365,42 @@ int proc_usage_tree(pid_t pid, struct proc_usage *out)
         return -1;
     return proc_pass(&sc, proc_add_usage, out) < 0 ? -1 : 0;
 }
+
+/* True if pid's environment holds the entry marker (len bytes, no NUL). */
+static bool proc_has_entry(pid_t pid, const char *marker, size_t len)
+{
+    static char env[256 * 1024];   /* enough for any ordinary environment */
+    ssize_t n = proc_read(pid, "environ", env, sizeof env);
+
+    for (ssize_t at = 0; n > 0 && at < n;) {
+        const char *entry = env + at;
+        size_t elen = strnlen(entry, (size_t)(n - at));
+        if (elen == len && memcmp(entry, marker, len) == 0)
+            return true;
+        at += (ssize_t)elen + 1;
+    }
+    return false;
+}
+
+int proc_kill_marked(const char *marker, pid_t self, int sig)
+{
+    char buf[8192];
+    size_t len = strlen(marker);
+    int fd, hit = 0;
+    long got;
+
+    fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < got;) {
+            struct proc_dirent64 *d = (struct proc_dirent64 *)(buf + off);
+            pid_t pid = proc_parse_pid(d->d_name);
+            off += d->d_reclen;
+            if (pid > 0 && pid != self && proc_has_entry(pid, marker, len) && kill(pid, sig) == 0)
+                hit++;
+        }
+    }
+    close(fd);
+    return hit;
+}

@@ -25,6 +25,15 @@ int proc_kill_descendants(pid_t root, int sig);
  */
 int proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig);
 
+/*
+ * Sends sig to every process but self whose environment holds the entry
+ * marker ("NAME=value") exactly: what an earlier run left behind, found by
+ * the mark it gave its workers (their commands inherit it).  Processes of
+ * other users are not readable and so not touched.  Not for signal
+ * handlers.  Returns how many were signalled, or -1 if /proc cannot be read.
+ */
+int proc_kill_marked(const char *marker, pid_t self, int sig);
+
 /* What a process tree has used. */
 struct proc_usage {
     int64_t user_ms;

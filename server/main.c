@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "proc.h"
 #include "static.h"
 
 #define TASKPOOL_VERSION "1.0.0"
@@ -289,6 +290,29 @@ static int main_parse_args(int argc, char **argv, struct config *cfg)
     return -1;
 }
 
+/*
+ * Everything our workers start carries TASKPOOL_DB=<this database> in its
+ * environment.  If a worker and then the daemon die too close together for
+ * the daemon to end the worker's leftovers, those outlive both; we hold the
+ * database's lock now, so whatever carries its mark is from an earlier run:
+ * kill it.  0 / -1.
+ */
+static int main_mark_our_processes(const char *db_path)
+{
+    char path[PATH_MAX], marker[PATH_MAX + 16];
+    int n;
+
+    if (realpath(db_path, path) == NULL || setenv("TASKPOOL_DB", path, 1) < 0) {
+        log_error("%s: %s", db_path, strerror(errno));
+        return -1;
+    }
+    snprintf(marker, sizeof marker, "TASKPOOL_DB=%s", path);
+    n = proc_kill_marked(marker, getpid(), SIGKILL);
+    if (n > 0)
+        log_warn("killed %d process(es) an earlier run on %s left running", n, db_path);
+    return 0;
+}
+
 /* Lets one process hold many connections; the soft limit is often 1024. */
 static void main_raise_fd_limit(void)
 {
@@ -361,6 +385,8 @@ int main(int argc, char **argv)
         log_warn("no dashboard: cannot open web root %s", cfg.web_root ? cfg.web_root : "?");
     if (engine_start(&cfg) < 0)
         goto out_events;
+    if (main_mark_our_processes(cfg.db_path) < 0)
+        goto out_engine;
     if (pool_start(&cfg) < 0)
         goto out_engine;
     if (http_start(&cfg) < 0)

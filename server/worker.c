@@ -40,11 +40,17 @@
  * several (one each time its dying threads hand us on), and an early one
  * must not end us halfway through the killing.
  */
+static volatile sig_atomic_t worker_parent;   /* the daemon: its pid, once we know it */
+
 static void worker_on_term(int sig)
 {
     sigset_t term;
 
     proc_kill_descendants(getpid(), SIGKILL);
+    /* The daemon is gone: nobody will kill our group after us, and a
+     * process forked while the walk ran may have escaped it. */
+    if (getppid() != worker_parent)
+        kill(0, SIGKILL);
     raise(sig);
     sigemptyset(&term);
     sigaddset(&term, sig);
@@ -201,6 +207,7 @@ int worker_main(int argc, char **argv)
     }
     if (getppid() != parent)      /* the daemon died before prctl took effect */
         return WORKER_EXIT_ORPHAN;
+    worker_parent = parent;
     /* Commands we run must not inherit the channel: they could forge results. */
     if (fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC) < 0) {
         log_error("channel fd %d: %s", WORKER_FD, strerror(errno));

@@ -5,7 +5,7 @@ import signal
 import time
 import uuid
 
-from harness import SLOW, check, describe, eq
+from harness import SLOW, check, describe, eq, proc_alive, wait_until
 from harness import wait_marked as _running, wait_marked_gone as _gone
 
 
@@ -91,3 +91,27 @@ def test_worker_killed_from_outside_takes_setsid_escapees_along(ctx):
     eq((t["status"], t["error"]["code"]), ("failed", "worker_died"), "status / error.code")
     _gone(mark, "orphaned")
     d.wait_pool(1)
+
+
+def test_leftovers_of_a_worker_and_daemon_dying_together_die_at_the_next_start(ctx):
+    """The double fault: a worker dies, and the daemon dies before it can end what the
+    worker's command left running.  The command itself dies with its worker; its own
+    children outlive both, and the next start on the same database kills them."""
+    d = ctx.daemon("--allow-exec", workers=1)
+    d.wait_pool(1)
+    mark, env = _mark()
+    t = d.submit(_escaping_command(env, "sleep 100 & sleep 100"))
+    procs = _running(mark, 4)
+    t = d.wait_status(t["id"], "running")
+    d.signal(signal.SIGSTOP)             # it cannot reap the worker now
+    os.kill(t["worker_pid"], signal.SIGKILL)
+    sh = [p for p in procs if p["comm"] == "sh"]
+    eq(len(sh), 1, "the command's shell among %s" % describe(procs))
+    wait_until(lambda: not proc_alive(sh[0]["pid"]), 3, "the command to die with its worker")
+    d.signal(signal.SIGKILL)
+    d.wait_exit(5)
+    left = [p for p in procs if proc_alive(p["pid"])]
+    check(left, "nothing outlived the double fault: the test proves nothing")
+    d2 = ctx.daemon("--allow-exec", workers=1, db=d.db, name="restarted daemon")
+    _gone(mark, "left by the earlier run")
+    check(any("an earlier run" in l for l in d2.tail(200)), "no log line about the leftovers")

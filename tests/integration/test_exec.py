@@ -152,7 +152,8 @@ def test_exec_invalid_args_400(ctx):
     before = d.max_id()
     cases = [({}, "argv"), ({"argv": []}, "argv"), ({"argv": "ls"}, "argv"), ({"argv": [1]}, "argv"),
              ({"argv": ["/bin/true"], "stdin": 5}, "stdin"), ({"argv": ["/bin/true"], "env": {"A": 1}}, "env"),
-             ({"argv": ["/bin/true"], "env": ["A=1"]}, "env"), ({"argv": ["/bin/true"], "cwd": 5}, "cwd")]
+             ({"argv": ["/bin/true"], "env": ["A=1"]}, "env"), ({"argv": ["/bin/true"], "cwd": 5}, "cwd"),
+             ({"argv": ["/bin/true"], "env": {"TASKPOOL_DB": "/tmp/x"}}, "TASKPOOL_DB")]
     problems = []
     for args, field in cases:
         try:

@@ -32,13 +32,16 @@
 int small_proc_kill_descendants(pid_t root, int sig);
 int small_proc_kill_strays(pid_t root, const pid_t *keep, int n, int sig);
 int small_proc_usage_tree(pid_t pid, struct proc_usage *out);
+int small_proc_kill_marked(const char *marker, pid_t self, int sig);
 #define proc_kill_descendants small_proc_kill_descendants
 #define proc_kill_strays small_proc_kill_strays
 #define proc_usage_tree small_proc_usage_tree
+#define proc_kill_marked small_proc_kill_marked
 #include "../../lib/proc.c"
 #undef proc_kill_descendants
 #undef proc_kill_strays
 #undef proc_usage_tree
+#undef proc_kill_marked
 
 #define TREE_MAX 8
 
@@ -301,6 +304,46 @@ static void test_usage_adds_up_the_tree_with_a_small_table(void **state)
     check_usage_adds_up_the_tree(small_proc_usage_tree);
 }
 
+/* A sleep 30 whose whole environment is entry. */
+static pid_t sleeper_with(const char *entry)
+{
+    char *argv[] = { "sleep", "30", NULL };
+    char *envp[] = { (char *)entry, NULL };
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execve("/bin/sleep", argv, envp);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void test_kill_marked_matches_the_whole_entry_only(void **state)
+{
+    char marker[64];
+
+    (void)state;
+    snprintf(marker, sizeof marker, "TP_TEST_MARK=%d", (int)getpid());
+    pid_t pids[3];
+    char longer[80];
+    snprintf(longer, sizeof longer, "%s0", marker);
+    pids[0] = sleeper_with(marker);
+    pids[1] = sleeper_with(longer);          /* a longer value: not the same mark */
+    pids[2] = sleeper_with("OTHER=1");
+    /* Each execs: wait until its environment is the new one. */
+    for (int i = 0; i < 500 && !(proc_has_entry(pids[0], marker, strlen(marker)) &&
+                                 proc_has_entry(pids[1], longer, strlen(longer))); i++)
+        usleep(10 * 1000);
+    assert_int_equal(proc_kill_marked(marker, getpid(), SIGKILL), 1);
+    assert_true(tree_wait_dead(pids[0]));
+    assert_false(tree_dead(pids[1]));
+    assert_false(tree_dead(pids[2]));
+    assert_int_equal(small_proc_kill_marked(longer, pids[1], SIGKILL), 0);   /* self is spared */
+    assert_false(tree_dead(pids[1]));
+    tree_kill_all(pids + 1, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_only_the_roots_own_descendants_are_signalled),
         cmocka_unit_test(test_usage_adds_up_the_tree),
         cmocka_unit_test(test_usage_adds_up_the_tree_with_a_small_table),
+        cmocka_unit_test(test_kill_marked_matches_the_whole_entry_only),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
