@@ -119,6 +119,7 @@ static struct {
     struct engine_op     *ops_head, *ops_tail;
     struct engine_waiter  waiters;       /* sentinel of the deadline list */
     int64_t               waiters_due;   /* no deadline is before this; 0 = no waiter */
+    int                   write_failures;   /* consecutive failed writes; 0 = writing */
     struct engine_stats   stats;
 } engine = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -555,7 +556,6 @@ static void *engine_writer_main(void *unused)
 {
     struct engine_calls calls = { 0 };
     struct engine_op *batch, *op;
-    int failures = 0;
     int64_t rows;
 
     (void)unused;
@@ -590,7 +590,7 @@ static void *engine_writer_main(void *unused)
 
         pthread_mutex_lock(&engine.lock);
         if (!ok) {
-            failures++;
+            int failures = ++engine.write_failures;
             engine_batch_failed(batch, &calls);
             if (engine.stop && failures > 3) {
                 /* Stopping with a store that will not take writes: give up on
@@ -612,9 +612,9 @@ static void *engine_writer_main(void *unused)
             pthread_mutex_lock(&engine.lock);
             continue;
         }
-        if (failures > 0)
+        if (engine.write_failures > 0)
             log_info("writing to %s again", engine.cfg->db_path);
-        failures = 0;
+        engine.write_failures = 0;
         engine.stats.write_batches++;
         engine.stats.write_rows += rows;
         bool wake_pool = false;
@@ -871,7 +871,10 @@ int64_t engine_submit(struct task *t, int64_t wait_until, engine_done_fn done, v
     int64_t id = -1;
 
     pthread_mutex_lock(&engine.lock);
-    if (engine.stop)               /* the writer is gone: nothing could be committed */
+    /* The writer is gone, or the database refuses writes (disk full, locked
+     * by someone else): the task could not be recorded, so say so now
+     * rather than after the next retry. */
+    if (engine.stop || engine.write_failures > 0)
         goto out;
     if (live == NULL || idmap_put(&engine.live, engine.next_id + 1, live) < 0) {
         log_error("out of memory: task refused");
@@ -1233,6 +1236,14 @@ void engine_worker_record(const struct store_worker *w, bool announce)
     pthread_mutex_lock(&engine.lock);
     engine_op_append(op);
     pthread_mutex_unlock(&engine.lock);
+}
+
+bool engine_writing(void)
+{
+    pthread_mutex_lock(&engine.lock);
+    bool ok = engine.write_failures == 0;
+    pthread_mutex_unlock(&engine.lock);
+    return ok;
 }
 
 void engine_stats_get(struct engine_stats *out)

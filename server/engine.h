@@ -125,6 +125,9 @@ void engine_task_usage(int64_t id, const struct task_usage *usage);
  */
 void engine_worker_record(const struct store_worker *w, bool announce);
 
+/* False while writes to the database fail (new tasks are refused meanwhile). */
+bool engine_writing(void);
+
 /* Counters for /api/v1/stats and /metrics. */
 struct engine_stats {
     int64_t counts[TASK_STATUS_COUNT];   /* every task ever, by status */

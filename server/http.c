@@ -219,7 +219,7 @@ static enum MHD_Result http_resumed(struct http_req *r)
                           (long long)r->task_id);
     case MHD_HTTP_SERVICE_UNAVAILABLE:
         return http_error(c, answer, "unavailable",
-                          "the task could not be recorded; try again");
+                          "the task could not be recorded (see GET /healthz); try again");
     default:
         return http_task(c, answer, r->task_id);
     }
@@ -505,6 +505,9 @@ static enum MHD_Result http_route(struct http_req *r, const char *url, const cha
         if (__atomic_load_n(&http.shutting_down, __ATOMIC_ACQUIRE))
             return http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
                               "taskpoold is shutting down");
+        if (!engine_writing())
+            return http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "storage_failed",
+                              "taskpoold cannot write to its database; new tasks are refused");
         return http_send(c, MHD_HTTP_OK, strdup("{\"status\":\"ok\"}"), "application/json", NULL);
     }
     if (strcmp(url, "/metrics") == 0)

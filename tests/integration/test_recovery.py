@@ -5,10 +5,12 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import struct
+import threading
 import time
 
-from harness import SLOW, between, check, check_error, describe, eq, proc_alive, short
+from harness import SLOW, between, check, check_error, describe, eq, proc_alive, short, wait_until
 from harness import db_rows as _rows
 
 JOURNAL_MAGIC = 0x4a504b54
@@ -269,3 +271,34 @@ def test_timeout_is_enforced_during_graceful_stop(ctx):
        "sleep 30 with timeout_ms 1000 (max_attempts 2) stopped by SIGTERM")
     check(started is not None and finished is not None, "started_at/finished_at: %s/%s" % (started, finished))
     between(finished - started, 950, 2500, "ms from start to the timeout kill")
+
+
+def test_a_database_that_refuses_writes_refuses_new_tasks_at_once_and_loses_nothing(ctx):
+    d = ctx.daemon(workers=1)
+    d.wait_pool(1)
+    done = d.submit({"kind": "echo", "args": "before"}, wait=5)
+    # Someone else holds the write lock for longer than taskpoold's 5 s busy timeout.
+    con = sqlite3.connect(d.db, timeout=5, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    first = {}
+    th = threading.Thread(target=lambda: first.update(r=d.post({"kind": "echo", "args": "during"}, timeout=30)),
+                          daemon=True)
+    th.start()
+    try:
+        th.join(15 * SLOW)
+        check("r" in first, "no answer to a POST while the database was locked")
+        check_error(first["r"], 503, "storage_failed")
+        # While the writer keeps failing, new tasks are refused at once, and /healthz says why.
+        r = d.post({"kind": "echo", "args": "refused"})
+        check_error(r, 503, "unavailable")
+        check(r.elapsed < 1 * SLOW, "a POST while writes fail took %.2fs" % r.elapsed)
+        check_error(d.request("GET", "/healthz"), 503, "storage_failed")
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    wait_until(lambda: d.request("GET", "/healthz").status == 200, 15, "/healthz to recover")
+    after = d.submit({"kind": "echo", "args": "after"}, wait=5)
+    eq(after["status"], "succeeded", "a task after the database took writes again")
+    eq(_rows(d.db, "select args from tasks order by id"), [('"before"',), ('"after"',)],
+       "rows: the refused tasks were never recorded, the others all were")
+    eq(d.task(done["id"])["status"], "succeeded", "the task acknowledged before")
