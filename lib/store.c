@@ -277,11 +277,7 @@ int store_sync(struct store *st)
 {
     if (!st->sync_full)
         return 0;
-    if (fdatasync(st->wal_fd) < 0) {
-        log_error("fdatasync of the WAL: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
+    return fdatasync(st->wal_fd);
 }
 
 void store_close(struct store *st)

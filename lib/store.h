@@ -49,7 +49,8 @@ struct store *store_open(const char *path, bool sync_full);
 /*
  * Flushes the WAL to stable storage, so every transaction committed before
  * the call survives power loss (what synchronous=FULL does at each commit,
- * done once for many).  Any thread: it uses a descriptor of its own.  0 / -1.
+ * done once for many).  Any thread: it uses a descriptor of its own.  0, or
+ * -1 with errno set (not logged: what a failure means is the caller's to say).
  */
 int store_sync(struct store *st);
 

@@ -336,8 +336,8 @@ static bool engine_enqueue(struct engine_live *live)
 static void engine_sync_or_die(void)
 {
     if (store_sync(engine.store) < 0) {
-        log_error("cannot flush %s to disk: stopping before acknowledging anything more",
-                  engine.cfg->db_path);
+        log_error("cannot flush %s to disk (fdatasync: %s): stopping before acknowledging "
+                  "anything more", engine.cfg->db_path, strerror(errno));
         abort();
     }
 }
@@ -768,8 +768,12 @@ int engine_start(const struct config *cfg)
         goto fail;
     }
     requeued = store_recover(engine.store, engine_now());
-    if (requeued < 0 || store_sync(engine.store) < 0)
+    if (requeued < 0)
         goto fail;
+    if (store_sync(engine.store) < 0) {
+        log_error("cannot flush %s to disk after recovery: %s", cfg->db_path, strerror(errno));
+        goto fail;
+    }
     /* What the journal said is in the database now: start it afresh. */
     struct journal *j = journal_open(cfg->db_path);
     int rc = j != NULL ? journal_reset(j) : -1;

@@ -381,8 +381,10 @@ int main(int argc, char **argv)
     rc = 1;
     if (events_init(65536, 32 * 1024 * 1024) < 0)
         goto out;
-    if (cfg.web_root == NULL || static_open(cfg.web_root) < 0)
-        log_warn("no dashboard: cannot open web root %s", cfg.web_root ? cfg.web_root : "?");
+    if (cfg.web_root == NULL)
+        log_warn("no dashboard: cannot tell where web/ is beside %s", exe);
+    else
+        static_open(cfg.web_root);   /* logs why not; the API works without it */
     if (engine_start(&cfg) < 0)
         goto out_events;
     if (main_mark_our_processes(cfg.db_path) < 0)

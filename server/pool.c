@@ -728,22 +728,22 @@ int pool_start(const struct config *cfg)
     pool.epfd = epoll_create1(EPOLL_CLOEXEC);
     pool.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pool.sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (pool.slots == NULL || pool.epfd < 0 || pool.evfd < 0 || pool.sigfd < 0) {
-        log_error("cannot set up the pool: %s", strerror(errno));
-        goto fail;
-    }
+    if (pool.slots == NULL || pool.epfd < 0 || pool.evfd < 0 || pool.sigfd < 0)
+        goto fail_errno;
     ev.data.u32 = POOL_EV_WAKE;
     if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, pool.evfd, &ev) < 0)
-        goto fail;
+        goto fail_errno;
     ev.data.u32 = POOL_EV_SIGNAL;
     if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, pool.sigfd, &ev) < 0)
-        goto fail;
+        goto fail_errno;
     if (pthread_create(&pool.thread, NULL, pool_main, NULL) != 0) {
         log_error("cannot start the dispatcher thread");
         goto fail;
     }
     pool.started = true;
     return 0;
+fail_errno:
+    log_error("cannot set up the pool: %s", strerror(errno));
 fail:
     pool_close();
     return -1;

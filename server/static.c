@@ -76,12 +76,12 @@ int static_open(const char *root)
 
     real = realpath(root, NULL);
     if (real == NULL) {
-        log_error("web root %s: %s", root, strerror(errno));
+        log_warn("no dashboard: web root %s: %s", root, strerror(errno));
         goto fail;
     }
     fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        log_error("web root %s: %s", real, strerror(errno));
+        log_warn("no dashboard: web root %s: %s", real, strerror(errno));
         goto fail;
     }
     static_close();

@@ -218,8 +218,10 @@ int worker_main(int argc, char **argv)
     hello.ppid = (int32_t)getppid();
     hello.total = worker_cpu_total();
     struct chan_part part = { &hello, sizeof hello };
-    if (chan_send(WORKER_FD, CHAN_MSG_HELLO, 0, &part, 1) < 0)
+    if (chan_send(WORKER_FD, CHAN_MSG_HELLO, 0, &part, 1) < 0) {
+        log_error("cannot greet the daemon: %s", strerror(errno));
         return WORKER_EXIT_FATAL;
+    }
 
     /* Frames from the daemon are bounded by its 1 MiB body limit; leave room. */
     chan_reader_init(&rd, 4 * 1024 * 1024);

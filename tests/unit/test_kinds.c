@@ -548,12 +548,12 @@ static void test_exec_env_reaches_the_command(void **state)
 {
     (void)state;
     struct kind_outcome out;
-    run_kind("exec", "{\"argv\":[\"/usr/bin/env\"],\"env\":{\"TASKPOOL_T1\":\"v 1\",\"TASKPOOL_T2\":\"\"}}",
+    run_kind("exec", "{\"argv\":[\"/usr/bin/env\"],\"env\":{\"TP_TEST_T1\":\"v 1\",\"TP_TEST_T2\":\"\"}}",
              MIB, &out);
     assert_succeeded(&out);
     cJSON *r = exec_result(&out);
     const char *env = str_field(r, "stdout");
-    if (strstr(env, "TASKPOOL_T1=v 1\n") == NULL || strstr(env, "TASKPOOL_T2=\n") == NULL)
+    if (strstr(env, "TP_TEST_T1=v 1\n") == NULL || strstr(env, "TP_TEST_T2=\n") == NULL)
         fail_msg("env output lacks the variables:\n%s", env);
     cJSON_Delete(r);
     kind_outcome_clear(&out);

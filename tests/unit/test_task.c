@@ -480,6 +480,7 @@ static void test_request_exec_stdin_env_cwd_have_their_types(void **state)
     static const char *const bad_stdin[] = { "5", "[\"x\"]", "{}", "true" };
     static const char *const bad_env[] = {
         "[]", "\"A=1\"", "{\"A\":1}", "{\"A\":null}", "{\"A\":[\"1\"]}", "{\"A\":\"1\",\"B\":true}", "5",
+        "{\"TASKPOOL_DB\":\"/x\"}", "{\"A\":\"1\",\"TASKPOOL_ANYTHING\":\"\"}",
     };
     static const char *const bad_cwd[] = { "5", "[\"/\"]", "{}", "false" };
     char body[512];
