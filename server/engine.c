@@ -65,6 +65,7 @@ struct engine_live {
     bool                  dropped;       /* its first write failed: never accepted */
     bool                  in_queue;      /* in the ready queue */
     bool                  inserted;      /* its row has been committed once */
+    bool                  ended;         /* an op of it made it terminal */
     bool                  held;          /* cancelled while running: kept until the pool
                                           * reports the kill (with the run's usage) */
     struct task           shown;         /* the row as last committed: what readers see */
@@ -79,6 +80,7 @@ struct engine_op {
     uint64_t            seq;
     bool                skip;            /* a newer op of the same task is in the batch */
     bool                insert;          /* the task's first op */
+    bool                ended;           /* the op that made the task terminal */
     struct engine_live *live;
     struct task         snap;            /* borrows live->t's strings */
     struct store_worker worker;
@@ -163,6 +165,10 @@ static int engine_op_task(struct engine_live *live, engine_done_fn done, void *a
     }
     op->type = ENGINE_OP_TASK;
     op->insert = insert;
+    /* Later ops of an ended task (the usage of a cancelled run) change its
+     * row, not its count: stats and the timeline take the end once. */
+    op->ended = task_status_terminal(live->t->status) && !live->ended;
+    live->ended |= op->ended;
     op->live = live;
     op->snap = *live->t;
     op->done = done;
@@ -380,8 +386,10 @@ static void engine_publish(const struct engine_op *op, bool events)
     char *text;
 
     if (op->type == ENGINE_OP_TASK) {
-        stats_observe_task(&op->snap, op->insert);
-        timeline_task(&op->snap);
+        if (op->insert || op->ended || !task_status_terminal(op->snap.status)) {
+            stats_observe_task(&op->snap, op->insert);
+            timeline_task(&op->snap);
+        }
         /* Even a snapshot the writer skipped (a newer one of the task was in
          * the batch) is a change someone may watch: created, started, ended. */
         if (!events)

@@ -598,3 +598,19 @@ def test_metrics_tasks_by_kind_survive_a_restart(ctx):
     m = scrape_until(d2, lambda m: {k: v for k, v in tasks(m).items() if v} == want, 3,
                      "%s after the restart to show %s" % (TASKS, want))
     eq(tasks_by_status(m), dict(dict.fromkeys(STATUSES, 0), succeeded=3, failed=1), "by status after the restart")
+
+
+def test_metrics_a_cancelled_run_is_counted_once(ctx):
+    # The cancel is written twice (the second time with the run's usage): counted once.
+    d = ctx.daemon(workers=1)
+    t = d.wait_status(d.submit({"kind": "sleep", "args": {"seconds": 30}})["id"], "running")
+    time.sleep(0.1)
+    eq(d.cancel(t["id"]).status, 200, "cancel")
+    wait_until(lambda: d.task(t["id"])["usage"] is not None, 5, "the usage of the cancelled run")
+    d.submit({"kind": "echo"}, wait=5)   # written after both rows of the cancel
+    m = scrape_until(d, lambda m: finished(m).get(("echo", "succeeded")) == 1, 3, "the echo in %s" % FINISHED)
+    eq({k: v for k, v in finished(m).items() if v}, {("sleep", "cancelled"): 1, ("echo", "succeeded"): 1},
+       "%s after one cancelled sleep and one echo" % FINISHED)
+    eq(m.hist(RUN)[1], 2, "%s count" % RUN)
+    bars = d.request("GET", "/api/v1/timeline").json["bars"]
+    eq([b[0] for b in bars if b[0] == t["id"]], [t["id"]], "bars of the cancelled run in the timeline")
