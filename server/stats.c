@@ -6,7 +6,6 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "kinds.h"
 #include "pool.h"
 #include "task.h"
+#include "text.h"
 
 #define STATS_RING     1000          /* finished tasks kept for percentiles */
 #define STATS_PCT_S    60            /* percentiles are of tasks finished this recently */
@@ -208,128 +208,83 @@ out:
     return rc;
 }
 
-/* A growable text buffer for the exposition. */
-struct stats_buf {
-    char  *s;
-    size_t len, cap;
-    bool   failed;
-};
-
-static void stats_printf(struct stats_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void stats_printf(struct stats_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (b->cap + (size_t)n + 1) * 2;
-        char *ns = realloc(b->s, ncap);
-        if (ns == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-}
-
-static void stats_hist_print(struct stats_buf *b, const char *name, const char *help,
+static void stats_hist_print(struct text *b, const char *name, const char *help,
                              const struct stats_hist *h)
 {
     uint64_t cum = 0;
 
-    stats_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    text_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     for (size_t i = 0; i < STATS_NBUCKETS; i++) {
         cum += h->counts[i];
-        stats_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, stats_buckets[i],
-                     (unsigned long long)cum);
+        text_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, stats_buckets[i],
+                    (unsigned long long)cum);
     }
     cum += h->counts[STATS_NBUCKETS];
-    stats_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
-                 (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
+    text_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+                (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->n);
 }
 
 char *stats_prometheus(const struct engine_stats *es, const struct pool_stats *ps,
                        size_t subscribers)
 {
-    struct stats_buf b = { malloc(8192), 0, 8192, false };
+    struct text b;
     const struct kind *table = kind_table();
 
-    if (b.s == NULL)
-        return NULL;
-    stats_printf(&b, "# HELP taskpool_tasks Tasks in the database by kind and status.\n"
+    text_init(&b, 8192);
+    text_printf(&b, "# HELP taskpool_tasks Tasks in the database by kind and status.\n"
                      "# TYPE taskpool_tasks gauge\n");
     for (const struct kind *k = kind_table(); k->name != NULL; k++)
         for (int i = 0; i < TASK_STATUS_COUNT; i++)
-            stats_printf(&b, "taskpool_tasks{kind=\"%s\",status=\"%s\"} %lld\n", k->name,
-                         task_status_name((enum task_status)i),
-                         (long long)es->by_kind[k - kind_table()][i]);
-    stats_printf(&b, "# HELP taskpool_queue_depth Tasks ready to run, waiting for a worker.\n"
+            text_printf(&b, "taskpool_tasks{kind=\"%s\",status=\"%s\"} %lld\n", k->name,
+                        task_status_name((enum task_status)i),
+                        (long long)es->by_kind[k - kind_table()][i]);
+    text_printf(&b, "# HELP taskpool_queue_depth Tasks ready to run, waiting for a worker.\n"
                      "# TYPE taskpool_queue_depth gauge\ntaskpool_queue_depth %lld\n",
-                 (long long)es->queue_depth);
-    stats_printf(&b, "# HELP taskpool_workers Worker processes by state.\n"
+                (long long)es->queue_depth);
+    text_printf(&b, "# HELP taskpool_workers Worker processes by state.\n"
                      "# TYPE taskpool_workers gauge\n"
                      "taskpool_workers{state=\"busy\"} %d\ntaskpool_workers{state=\"idle\"} %d\n",
-                 ps->busy, ps->idle);
-    stats_printf(&b, "# HELP taskpool_worker_spawns_total Worker processes started.\n"
+                ps->busy, ps->idle);
+    text_printf(&b, "# HELP taskpool_worker_spawns_total Worker processes started.\n"
                      "# TYPE taskpool_worker_spawns_total counter\n"
                      "taskpool_worker_spawns_total %lld\n"
                      "# HELP taskpool_worker_restarts_total Workers that died unplanned and were replaced.\n"
                      "# TYPE taskpool_worker_restarts_total counter\n"
                      "taskpool_worker_restarts_total %lld\n",
-                 (long long)ps->spawned, (long long)ps->restarts_unplanned);
-    stats_printf(&b, "# HELP taskpool_tasks_submitted_total Tasks accepted since start.\n"
+                (long long)ps->spawned, (long long)ps->restarts_unplanned);
+    text_printf(&b, "# HELP taskpool_tasks_submitted_total Tasks accepted since start.\n"
                      "# TYPE taskpool_tasks_submitted_total counter\n"
                      "taskpool_tasks_submitted_total %lld\n",
-                 (long long)es->submitted);
-    stats_printf(&b, "# HELP taskpool_store_commits_total Transactions committed (group commit).\n"
+                (long long)es->submitted);
+    text_printf(&b, "# HELP taskpool_store_commits_total Transactions committed (group commit).\n"
                      "# TYPE taskpool_store_commits_total counter\ntaskpool_store_commits_total %lld\n"
                      "# HELP taskpool_store_rows_written_total Task and worker rows written.\n"
                      "# TYPE taskpool_store_rows_written_total counter\n"
                      "taskpool_store_rows_written_total %lld\n",
-                 (long long)es->write_batches, (long long)es->write_rows);
-    stats_printf(&b, "# HELP taskpool_event_subscribers Connected event-stream clients.\n"
+                (long long)es->write_batches, (long long)es->write_rows);
+    text_printf(&b, "# HELP taskpool_event_subscribers Connected event-stream clients.\n"
                      "# TYPE taskpool_event_subscribers gauge\ntaskpool_event_subscribers %zu\n",
-                 subscribers);
+                subscribers);
     pthread_mutex_lock(&stats.lock);
-    stats_printf(&b, "# HELP taskpool_tasks_finished_total Tasks that ended since start, by kind "
+    text_printf(&b, "# HELP taskpool_tasks_finished_total Tasks that ended since start, by kind "
                      "and status.\n# TYPE taskpool_tasks_finished_total counter\n");
     for (int k = 0; table[k].name != NULL && k < STATS_KINDS; k++)
         for (int s = TASK_SUCCEEDED; s < TASK_STATUS_COUNT; s++)
-            stats_printf(&b, "taskpool_tasks_finished_total{kind=\"%s\",status=\"%s\"} %lld\n",
-                         table[k].name, task_status_name((enum task_status)s),
-                         (long long)stats.by_kind[k][s]);
+            text_printf(&b, "taskpool_tasks_finished_total{kind=\"%s\",status=\"%s\"} %lld\n",
+                        table[k].name, task_status_name((enum task_status)s),
+                        (long long)stats.by_kind[k][s]);
     stats_hist_print(&b, "taskpool_task_run_seconds", "Time tasks ran, start to end.",
                      &stats.run_hist);
     stats_hist_print(&b, "taskpool_task_queue_seconds", "Time tasks waited, submit to start.",
                      &stats.queue_hist);
     pthread_mutex_unlock(&stats.lock);
-    stats_printf(&b, "# HELP taskpool_http_responses_total HTTP responses by status code.\n"
+    text_printf(&b, "# HELP taskpool_http_responses_total HTTP responses by status code.\n"
                      "# TYPE taskpool_http_responses_total counter\n");
     for (unsigned code = 100; code < STATS_HTTP_MAX; code++) {
         uint64_t n = __atomic_load_n(&stats.http[code], __ATOMIC_RELAXED);
         if (n > 0)
-            stats_printf(&b, "taskpool_http_responses_total{code=\"%u\"} %llu\n", code,
-                         (unsigned long long)n);
+            text_printf(&b, "taskpool_http_responses_total{code=\"%u\"} %llu\n", code,
+                        (unsigned long long)n);
     }
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return text_take(&b);
 }

@@ -21,7 +21,6 @@
 #include "timeline.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include "idmap.h"
 #include "store.h"
 #include "task.h"
+#include "text.h"
 
 #define TL_LANES   4096
 #define TL_BARS    16384
@@ -194,51 +194,13 @@ void timeline_worker(const struct store_worker *w)
 
 /* --- rendering --------------------------------------------------------- */
 
-struct tl_text {
-    char  *buf;
-    size_t len, cap;
-    bool   failed;
-};
-
-static void tl_printf(struct tl_text *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void tl_printf(struct tl_text *x, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (x->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(x->buf + x->len, x->cap - x->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            x->failed = true;
-            return;
-        }
-        if ((size_t)n < x->cap - x->len) {
-            x->len += (size_t)n;
-            return;
-        }
-        size_t ncap = x->cap * 2 + (size_t)n;
-        char *nb = realloc(x->buf, ncap);
-        if (nb == NULL) {
-            x->failed = true;
-            return;
-        }
-        x->buf = nb;
-        x->cap = ncap;
-    }
-}
-
 /* A time field: the number, or null for 0. */
-static void tl_time(struct tl_text *x, const char *name, int64_t ms)
+static void tl_time(struct text *x, const char *name, int64_t ms)
 {
     if (ms > 0)
-        tl_printf(x, "\"%s\":%lld", name, (long long)ms);
+        text_printf(x, "\"%s\":%lld", name, (long long)ms);
     else
-        tl_printf(x, "\"%s\":null", name);
+        text_printf(x, "\"%s\":null", name);
 }
 
 /* The sequence number of the oldest entry still in a ring of size slots. */
@@ -249,7 +211,7 @@ static uint64_t tl_first(uint64_t added, uint64_t size)
 
 char *timeline_render(int64_t now_ms, int seconds)
 {
-    struct tl_text x = { 0 };
+    struct text x = { 0 };
     struct tl_lane *lanes = malloc(sizeof tl.lanes);
     struct tl_bar *bars = malloc(sizeof tl.bars);
     struct tl_bucket *buckets = malloc(sizeof tl.buckets);
@@ -272,56 +234,50 @@ char *timeline_render(int64_t now_ms, int seconds)
             buckets[nu++] = tl.buckets[seq % TL_BUCKETS];
     pthread_mutex_unlock(&tl.lock);
 
-    x.cap = 4096 + nl * 200 + nb * 80 + nu * 80;
-    x.buf = malloc(x.cap);
-    x.failed = x.buf == NULL;
-    tl_printf(&x, "{\"now\":%lld,\"seconds\":%d,\"bucket_ms\":%d,\"workers\":[", (long long)now_ms,
+    text_init(&x, 4096 + nl * 200 + nb * 80 + nu * 80);
+    text_printf(&x, "{\"now\":%lld,\"seconds\":%d,\"bucket_ms\":%d,\"workers\":[", (long long)now_ms,
               seconds, TIMELINE_BUCKET_MS);
     for (size_t i = 0; i < nl; i++) {
         const struct tl_lane *l = &lanes[i];
-        tl_printf(&x, "%s{\"pid\":%d,", i ? "," : "", (int)l->pid);
+        text_printf(&x, "%s{\"pid\":%d,", i ? "," : "", (int)l->pid);
         tl_time(&x, "started_at", l->started_at);
-        tl_printf(&x, ",");
+        text_printf(&x, ",");
         tl_time(&x, "exited_at", l->exited_at);
         if (l->reason != NULL)
-            tl_printf(&x, ",\"reason\":\"%s\"", l->reason);
+            text_printf(&x, ",\"reason\":\"%s\"", l->reason);
         else
-            tl_printf(&x, ",\"reason\":null");
+            text_printf(&x, ",\"reason\":null");
         if (l->exited_at && l->exit_code >= 0)
-            tl_printf(&x, ",\"exit_code\":%d", l->exit_code);
+            text_printf(&x, ",\"exit_code\":%d", l->exit_code);
         else
-            tl_printf(&x, ",\"exit_code\":null");
+            text_printf(&x, ",\"exit_code\":null");
         if (l->exit_signal > 0)
-            tl_printf(&x, ",\"exit_signal\":%d", l->exit_signal);
+            text_printf(&x, ",\"exit_signal\":%d", l->exit_signal);
         else
-            tl_printf(&x, ",\"exit_signal\":null");
+            text_printf(&x, ",\"exit_signal\":null");
         if (l->task_id > 0 && l->exited_at == 0)
-            tl_printf(&x, ",\"task\":{\"id\":%lld,\"kind\":\"%s\",\"started_at\":%lld}}",
+            text_printf(&x, ",\"task\":{\"id\":%lld,\"kind\":\"%s\",\"started_at\":%lld}}",
                       (long long)l->task_id, l->task_kind, (long long)l->task_started);
         else
-            tl_printf(&x, ",\"task\":null}");
+            text_printf(&x, ",\"task\":null}");
     }
-    tl_printf(&x, "],\"bars\":[");
+    text_printf(&x, "],\"bars\":[");
     for (size_t i = 0; i < nb; i++)
-        tl_printf(&x, "%s[%lld,%d,%lld,%lld,\"%s\",\"%s\"]", i ? "," : "", (long long)bars[i].id,
+        text_printf(&x, "%s[%lld,%d,%lld,%lld,\"%s\",\"%s\"]", i ? "," : "", (long long)bars[i].id,
                   (int)bars[i].pid, (long long)bars[i].s, (long long)bars[i].e,
                   task_status_name(bars[i].status), bars[i].kind);
-    tl_printf(&x, "],\"buckets\":[");
+    text_printf(&x, "],\"buckets\":[");
     for (size_t i = 0; i < nu; i++) {
         const struct tl_bucket *u = &buckets[i];
-        tl_printf(&x, "%s[%d,%lld,%lld,%d,%d,%d,%d,%d,%lld]", i ? "," : "", (int)u->pid,
+        text_printf(&x, "%s[%d,%lld,%lld,%d,%d,%d,%d,%d,%lld]", i ? "," : "", (int)u->pid,
                   (long long)u->s, (long long)u->e, u->n, u->counts[TL_SUCCEEDED],
                   u->counts[TL_FAILED], u->counts[TL_TIMED_OUT], u->counts[TL_CANCELLED],
                   (long long)u->newest_id);
     }
-    tl_printf(&x, "]}");
+    text_printf(&x, "]}");
 out:
     free(lanes);
     free(bars);
     free(buckets);
-    if (x.failed) {
-        free(x.buf);
-        return NULL;
-    }
-    return x.buf;
+    return text_take(&x);
 }
