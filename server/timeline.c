@@ -59,6 +59,8 @@ struct tl_bucket {
     int32_t n, counts[TL_OUTCOMES];
     int64_t k;                             /* start time / TIMELINE_BUCKET_MS */
     int64_t s, e, newest_id;
+    enum task_status newest_status;        /* the newest task's, for the tooltip */
+    char    newest_kind[TASK_KIND_MAX + 1];
 };
 
 static struct {
@@ -138,7 +140,11 @@ static void tl_add_run(struct tl_lane *l, int64_t id, const char *kind, int64_t 
     u->counts[tl_outcome(st)]++;
     if (s < u->s) u->s = s;
     if (e > u->e) u->e = e;
-    if (id > u->newest_id) u->newest_id = id;
+    if (id > u->newest_id) {
+        u->newest_id = id;
+        u->newest_status = st;
+        snprintf(u->newest_kind, sizeof u->newest_kind, "%s", kind);
+    }
 }
 
 void timeline_task(const struct task *t)
@@ -269,10 +275,10 @@ char *timeline_render(int64_t now_ms, int seconds)
     text_printf(&x, "],\"buckets\":[");
     for (size_t i = 0; i < nu; i++) {
         const struct tl_bucket *u = &buckets[i];
-        text_printf(&x, "%s[%d,%lld,%lld,%d,%d,%d,%d,%d,%lld]", i ? "," : "", (int)u->pid,
-                  (long long)u->s, (long long)u->e, u->n, u->counts[TL_SUCCEEDED],
-                  u->counts[TL_FAILED], u->counts[TL_TIMED_OUT], u->counts[TL_CANCELLED],
-                  (long long)u->newest_id);
+        text_printf(&x, "%s[%d,%lld,%lld,%d,%d,%d,%d,%d,%lld,\"%s\",\"%s\"]", i ? "," : "",
+                    (int)u->pid, (long long)u->s, (long long)u->e, u->n, u->counts[TL_SUCCEEDED],
+                    u->counts[TL_FAILED], u->counts[TL_TIMED_OUT], u->counts[TL_CANCELLED],
+                    (long long)u->newest_id, u->newest_kind, task_status_name(u->newest_status));
     }
     text_printf(&x, "]}");
 out:

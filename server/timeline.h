@@ -28,7 +28,7 @@ void timeline_worker(const struct store_worker *w);
  *                 "exit_signal", "task": {"id", "kind", "started_at"} | null}],
  *    "bars":    [[id, pid, started_at, finished_at, status, kind], ...],
  *    "buckets": [[pid, first_start, last_end, n, succeeded, failed, timed_out,
- *                 cancelled, newest_id], ...]}
+ *                 cancelled, newest_id, newest_kind, newest_status], ...]}
  * Every worker alive in the window is listed; tasks of TIMELINE_BUCKET_MS or
  * more are bars, shorter ones are counted per worker and TIMELINE_BUCKET_MS.
  * Times are Unix milliseconds (a busy 5 minutes is tens of thousands of

@@ -614,13 +614,21 @@ async function main() {
     await page.setViewportSize({ width: 1280, height: 1300 });
     await sleep(6000);
     await page.evaluate(() => window.scrollTo(0, 0));
+    // The table catches up once a second during a flood: shoot when it shows
+    // no more queued rows than there are queued tasks, so the picture agrees.
+    const settled = () => page.waitForFunction(() => {
+      const queued = document.querySelectorAll('#task-rows .chip[data-status="queued"]').length;
+      return queued <= Number(document.getElementById('sum-queued').textContent.replace(/\D/g, '') || 0);
+    }, null, { timeout: 5000 }).catch(() => {});
     const shots = [];
     const desk = path.join(SHOTS, 'dashboard-desktop.png');
+    await settled();
     await page.screenshot({ path: desk });
     shots.push([desk, 1280, 1300]);
     await page.emulateMedia({ colorScheme: 'dark' });
     await sleep(600);
     const dark = path.join(SHOTS, 'dashboard-desktop-dark.png');
+    await settled();
     await page.screenshot({ path: dark });
     shots.push([dark, 1280, 1300]);
     await page.emulateMedia({ colorScheme: 'light' });

@@ -9,7 +9,7 @@ from harness import check, check_error, eq, parse_time, wait_until
 
 BAR_FIELDS = ("id", "pid", "started_at", "finished_at", "status", "kind")
 BUCKET_FIELDS = ("pid", "first_start", "last_end", "n", "succeeded", "failed", "timed_out", "cancelled",
-                 "newest_id")
+                 "newest_id", "newest_kind", "newest_status")
 
 
 def _timeline_when(d, query, ready, what):
@@ -40,6 +40,7 @@ def _timeline(d, query=""):
     for u in j["buckets"]:
         eq(len(u), len(BUCKET_FIELDS), "items of a bucket")
         eq(u[3], sum(u[4:8]), "a bucket's count is the sum of its outcomes")
+        check(u[10] in ("succeeded", "failed", "timed_out", "cancelled") and u[9], "newest task of a bucket: %s" % u)
     return j, bars, buckets
 
 
@@ -70,6 +71,10 @@ def test_timeline_bars_buckets_and_running_tasks_match_the_tasks(ctx):
            "short tasks counted on worker %d" % pid)
     eq(sum(u["failed"] for u in buckets), 1, "failed short tasks")
     eq(max(u["newest_id"] for u in buckets), max(t["id"] for t in short), "newest id in the buckets")
+    newest = {t["id"]: t for t in short}
+    for u in buckets:
+        t = newest[u["newest_id"]]
+        eq((u["newest_kind"], u["newest_status"]), (t["kind"], t["status"]), "kind and status of task %d" % t["id"])
     for u in buckets:
         check(u["last_end"] - u["first_start"] < 2 * 50 + 5, "a bucket spans %d ms" % (u["last_end"] - u["first_start"]))
     d.cancel(running["id"])

@@ -166,9 +166,8 @@ export class Timeline {
       l.bars.push(b);
       this.finished.set(runKey(id, s), true);
     }
-    for (const [pid, s, e, n, succeeded, failed, timedOut, cancelled, id] of snap.buckets || []) {
-      const u = { k: Math.floor(s / BUCKET_MS), n, s, e, succeeded, failed, timed_out: timedOut, cancelled, id, kind: '', st: '' };
-      u.st = OUTCOMES.reduce((a, k) => (u[k] > u[a] ? k : a), 'succeeded');
+    for (const [pid, s, e, n, succeeded, failed, timedOut, cancelled, id, kind, st] of snap.buckets || []) {
+      const u = { k: Math.floor(s / BUCKET_MS), n, s, e, succeeded, failed, timed_out: timedOut, cancelled, id, kind, st };
       this.lane(pid).buckets.push(u);
     }
     for (const l of this.lanes.values()) {
