@@ -577,7 +577,10 @@ static void *engine_writer_main(void *unused)
             pthread_mutex_lock(&engine.lock);
             continue;
         }
-        if (engine.ops_head == NULL) {
+        /* With writes failing and no op left to retry them with, an empty
+         * transaction tells when the database takes writes again: new tasks
+         * are refused until one succeeds. */
+        if (engine.ops_head == NULL && (engine.write_failures == 0 || engine.stop)) {
             if (engine.stop)
                 break;
             struct timespec ts;
