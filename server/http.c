@@ -54,6 +54,7 @@ struct http_req {
     enum http_async        async;      /* what a suspended request waits for */
     bool                   suspended;
     bool                   too_large;  /* body over the limit: the rest is discarded */
+    size_t                 dropped;    /* bytes discarded so far */
     bool                   ok;         /* set by the engine's callback */
     unsigned               answer;     /* an immediate answer decided while suspended */
     int64_t                task_id;
@@ -595,7 +596,11 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c, const ch
         *upload_data_size = 0;
         if (r->too_large || r->len + n > HTTP_BODY_MAX) {
             /* Answering mid-upload makes MHD drop the connection without a
-             * reply: discard the rest and answer 413 once it is read. */
+             * reply: discard the rest and answer 413 once it is read, unless
+             * it goes on and on (a chunked body has no length to refuse). */
+            r->dropped += n;
+            if (r->dropped > HTTP_DISCARD_MAX)
+                return MHD_NO;
             free(r->body);
             r->body = NULL;
             r->len = r->cap = 0;

@@ -248,6 +248,28 @@ def test_chunked_body_over_1mib_gets_413(ctx):
     eq((t["id"], t["status"], t["result"]), (1, "succeeded", "after"), "first task after the 413")
 
 
+def test_endless_chunked_body_is_cut_off_after_16_mib(ctx):
+    # A chunked body has no length to refuse up front: past 16 MiB the daemon stops reading.
+    d = ctx.daemon(workers=1)
+    sock = socket.create_connection(("127.0.0.1", d.port), timeout=10 * SLOW)
+    sent = 0
+    piece = b"x" * 65536
+    try:
+        sock.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while sent < 64 * 1048576:
+            sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            sent += len(piece)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    except socket.timeout:
+        raise AssertionError("the daemon neither read on nor closed after %d bytes" % sent)
+    finally:
+        sock.close()
+    between(sent, 16 * 1048576, 40 * 1048576, "bytes taken before the connection was closed (socket buffers hold a few MiB)")
+    eq(d.request("GET", "/healthz").status, 200, "healthz after the endless body")
+    eq(d.list()["tasks"], [], "tasks after the endless body")
+
+
 def test_timeout_is_enforced_during_graceful_stop(ctx):
     d = ctx.daemon("--shutdown-grace", "5", workers=1)
     t = d.submit({"kind": "sleep", "args": {"seconds": 30}, "timeout_ms": 1000, "max_attempts": 2})
