@@ -194,6 +194,24 @@ static void proc_sort(struct proc_table *t)
     }
 }
 
+/* Like proc_below for a process not in the table: the links are read from /proc. */
+static bool proc_below_untabled(const struct proc_table *t, const struct proc_scope *sc,
+                                pid_t pid)
+{
+    for (int depth = 0; depth < PROC_DEPTH; depth++) {
+        pid_t parent = proc_ppid(pid);
+        if (parent == sc->root)
+            return !proc_kept(sc, pid);
+        if (parent <= 1)
+            return false;
+        int at = proc_find(t, parent);
+        if (at >= 0 && t->verdict[at] != PROC_UNKNOWN)
+            return t->verdict[at] == PROC_BELOW;
+        pid = parent;
+    }
+    return false;
+}
+
 /*
  * Whether the process at index i is below root (outside the kept
  * subtrees), following parent links through the table and recording the
@@ -218,28 +236,16 @@ static bool proc_below(struct proc_table *t, const struct proc_scope *sc, int i)
         if (parent <= 1)
             break;                 /* init, the kernel, a zombie, or gone */
         at = proc_find(t, parent);
+        if (at < 0 && t->n == PROC_MAX) {
+            /* A full table: the parent may be one that did not fit (after
+             * pids wrap, a child's pid can be lower than its parent's). */
+            v = proc_below_untabled(t, sc, parent) ? PROC_BELOW : PROC_OUTSIDE;
+            break;
+        }
     }
     while (len > 0)
         t->verdict[chain[--len]] = v;
     return v == PROC_BELOW;
-}
-
-/* Like proc_below for a process not in the table: the links are read from /proc. */
-static bool proc_below_untabled(const struct proc_table *t, const struct proc_scope *sc,
-                                pid_t pid)
-{
-    for (int depth = 0; depth < PROC_DEPTH; depth++) {
-        pid_t parent = proc_ppid(pid);
-        if (parent == sc->root)
-            return !proc_kept(sc, pid);
-        if (parent <= 1)
-            return false;
-        int at = proc_find(t, parent);
-        if (at >= 0 && t->verdict[at] != PROC_UNKNOWN)
-            return t->verdict[at] == PROC_BELOW;
-        pid = parent;
-    }
-    return false;
 }
 
 /*
