@@ -148,7 +148,7 @@ async function pollStats() {
 // recycling may never get a card of its own.
 const workers = new Map();       // pid -> worker view model (live, or leaving while shown)
 const running = new Map();       // task id -> {kind, started} of tasks seen starting (bounded)
-const gone = new Map();          // pid -> local ms of its exit, so a late poll does not revive it
+const gone = new Map();          // pid -> {at: local ms of its exit, started}: a late poll must not revive it
 const exits = [];                // {at: local ms, kind: recycled|killed|died}, oldest first
 const LEAVE_MS = 1200;
 const DIED_MS = 3000;
@@ -207,11 +207,25 @@ function updateCard(w) {
   set('.w-rss', fmtKb(w.rss_kb));
 }
 
+// A worker seen in an event or a poll is a later process than one that
+// exited under the same pid only if it started after that one did (pids
+// come back once the system has gone round them).
+function laterProcess(o, started) {
+  const st = ts(o.started_at);
+  return st !== null && started !== null && started !== undefined && st > started;
+}
+
 function upsertWorker(o, animate) {
   let w = workers.get(o.pid);
+  if (w && w.leaving && laterProcess(o, w.started_at)) {
+    dropCard(w);                                  // its pid is another worker's now
+    w = null;
+  }
   const fresh = !w;
   if (fresh) {
-    if (gone.has(o.pid)) return null;             // a poll older than its exit event
+    const g = gone.get(o.pid);
+    if (g && !laterProcess(o, g.started)) return null;   // a poll older than its exit event
+    gone.delete(o.pid);
     w = { pid: o.pid, state: 'idle', task_id: null, tasks_done: 0, started_at: null, rss_kb: null };
     workers.set(o.pid, w);
   }
@@ -302,9 +316,9 @@ function renderPool() {
 }
 
 // A worker left.  at: server ms of the exit.
-function removeWorker(pid, label, { died = false, at = Date.now() + timeline.offset } = {}) {
-  gone.set(pid, Date.now());
+function removeWorker(pid, label, { died = false, at = Date.now() + timeline.offset, started = null } = {}) {
   const w = workers.get(pid);
+  gone.set(pid, { at: Date.now(), started: w && w.started_at !== null ? w.started_at : started });
   if (!w || w.leaving) return;
   w.leaving = true;
   w.exitLabel = label;
@@ -355,7 +369,7 @@ async function loadWorkers(animate, now = false) {
   missing = miss;
   timeline.setWorkers(data.workers || []);
   const cut = Date.now() - 120000;
-  for (const [pid, t] of gone) if (t < cut) gone.delete(pid);
+  for (const [pid, g] of gone) if (g.at < cut) gone.delete(pid);
   renderPoolSoon();
 }
 
@@ -435,8 +449,12 @@ async function loadPool(animate, now = false) {
     if (!w || w.leaving || !sw.task || (w.task_id && w.task_id !== sw.task.id)) continue;
     w.task_id = sw.task.id; w.taskKind = sw.task.kind; w.taskStarted = sw.task.started_at - timeline.offset; w.state = 'busy';
   }
+  // The answer's exits up to its time, then those seen since (events after it).
+  const answered = snap.now - timeline.offset;
+  const since = exits.filter((x) => x.at > answered);
   exits.length = 0;
   for (const sw of (snap.workers || []).filter((x) => x.exited_at !== null).sort((a, b) => a.exited_at - b.exited_at)) recordExit(sw.reason, sw.exited_at - timeline.offset);
+  exits.push(...since);
   renderPool();
 }
 
@@ -1120,8 +1138,9 @@ function flush() {
           const st = ts(d.started_at);
           w.state = 'busy'; w.task_id = d.id; w.taskKind = d.kind; w.taskStarted = st ? st - timeline.offset : Date.now();
           poolDirty = true;
-        } else if (TERMINAL.has(d.status)) {
-          if (w.task_id === d.id) { w.state = 'idle'; w.task_id = null; w.taskStarted = null; }
+        } else if (TERMINAL.has(d.status) && w.task_id === d.id) {
+          // Once: a cancelled run's row is written again with its usage, a second terminal event.
+          w.state = 'idle'; w.task_id = null; w.taskStarted = null;
           w.tasks_done++; w.evDone = (w.evDone || 0) + 1; w.lastStatus = d.status; poolDirty = true;
         }
       }
@@ -1135,7 +1154,7 @@ function flush() {
         const w = workers.get(d.pid);
         const label = exitLabel(d, w && w.lastStatus);
         const at = ts(d.exited_at) ?? timeline.now();
-        removeWorker(d.pid, label, { died: d.reason === 'died', at });
+        removeWorker(d.pid, label, { died: d.reason === 'died', at, started: ts(d.started_at) });
         recordExit(d.reason, at - timeline.offset);
         timeline.workerExited(d.pid, at, d.reason, label);
         if (d.reason === 'died') deathToast(d.pid, label);

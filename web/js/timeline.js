@@ -160,7 +160,7 @@ export class Timeline {
       }
     }
     for (const [id, pid, s, e, st, kind] of snap.bars || []) {
-      const l = this.lane(pid);
+      const l = this.laneAt(pid, s);
       const b = { id, kind, s, e, st };
       if (st === 'failed' && l.died !== null && !PLANNED.has(l.reason) && Math.abs(e - l.died) < 1000) b.died = true;
       l.bars.push(b);
@@ -168,25 +168,54 @@ export class Timeline {
     }
     for (const [pid, s, e, n, succeeded, failed, timedOut, cancelled, id, kind, st] of snap.buckets || []) {
       const u = { k: Math.floor(s / BUCKET_MS), n, s, e, succeeded, failed, timed_out: timedOut, cancelled, id, kind, st };
-      this.lane(pid).buckets.push(u);
+      this.laneAt(pid, s).buckets.push(u);
     }
     for (const l of this.lanes.values()) {
       l.bars.sort((a, b) => a.s - b.s);
       l.buckets.sort((a, b) => a.k - b.k);
       for (const u of l.buckets) l.bucketAt.set(u.k, u);
     }
-    for (const [fn, args] of journal) this[fn](...args);
+    // A recorded "queued again" whose next run follows in the record may be
+    // older than the answer, and would close that next run's bar: drop it
+    // (the exit of the task's old worker, recorded too, ends the old bar).
+    const rerun = new Set();
+    for (let i = journal.length - 1; i >= 0; i--) {
+      const [fn, [t]] = journal[i];
+      if (fn !== 'task') continue;
+      if (t.status === 'running') rerun.add(t.id);
+      else if (t.status === 'queued' && rerun.has(t.id)) journal[i] = null;
+    }
+    for (const e of journal) if (e) this[e[0]](...e[1]);
     this.resolveFocus();
   }
 
+  // The lane of the worker pid, started at born if known.  A pid comes back
+  // once the system has gone round them: a later worker on the pid of an
+  // exited one gets a lane of its own, and the old one stays, under another
+  // key, for as long as it is in the window.
   lane(pid, born) {
     let l = this.lanes.get(pid);
+    if (l && !l.alive && born != null && l.born !== null && born > l.born) {
+      this.lanes.delete(pid);
+      this.lanes.set(`${pid}@${l.born}`, l);
+      l = null;
+    }
     if (!l) {
       l = { pid, alive: true, busy: false, born: born ?? null, died: null, reason: null, exit: '', bars: [], open: new Map(), buckets: [], bucketAt: new Map() };
       this.lanes.set(pid, l);
       this.rowsDirty = true;
     } else if (born && !l.born) { l.born = born; this.rowsDirty = true; }
     return l;
+  }
+
+  // The lane pid had at time t: the current one, or an earlier worker's on the same pid.
+  laneAt(pid, t) {
+    const l = this.lane(pid);
+    if (l.born === null || t === null || t >= l.born) return l;
+    let best = null;
+    for (const x of this.lanes.values())
+      if (x !== l && x.pid === pid && x.born !== null && x.born <= t && (!best || x.born > best.born)) best = x;
+    return best || l;
   }
 
   // The live workers (GET /api/v1/workers): their lanes and whether busy.
@@ -230,7 +259,7 @@ export class Timeline {
     if (!t.worker_pid || s === null) return;
     const key = runKey(t.id, s);
     if (this.finished.has(key)) return;
-    const l = this.lane(t.worker_pid);
+    const l = this.laneAt(t.worker_pid, s);
     if (l.born === null) { l.born = s; this.rowsDirty = true; }
     if (t.status === 'running') {
       if (l.open.has(t.id) || !l.alive) return;
