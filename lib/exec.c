@@ -221,7 +221,8 @@ static int exec_fail_child(struct kind_outcome *out, const struct exec_failure *
     switch (f->step) {
     case EXEC_STEP_CWD:  return exec_fail(out, "cannot change to directory", cwd, f->err);
     case EXEC_STEP_EXEC: return exec_fail(out, "cannot run", argv[0], f->err);
-    default:             return exec_fail(out, "cannot set up the environment of", argv[0], f->err);
+    case EXEC_STEP_ENV:  return exec_fail(out, "cannot set the environment of", argv[0], f->err);
+    default:             return exec_fail(out, "cannot prepare the process for", argv[0], f->err);
     }
 }
 

@@ -79,21 +79,28 @@ static int json_scan_string(struct json_scan *j)
         default:
             return json_fail(j, "a string has an invalid escape");
         }
+        size_t escape = j->pos - 1;        /* where "\u" starts, for the message */
         j->pos++;
         long cp = json_hex4(j);
         if (cp < 0)
             return json_fail(j, "a \\u escape needs four hex digits");
         if (cp == 0)
             return json_fail(j, "strings must not contain \\u0000");
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
+        if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            j->pos = escape;
             return json_fail(j, "a \\u escape is the second half of a surrogate pair alone");
+        }
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (json_peek(j) != '\\' || j->pos + 1 >= j->len || j->s[j->pos + 1] != 'u')
+            bool paired = json_peek(j) == '\\' && j->pos + 1 < j->len && j->s[j->pos + 1] == 'u';
+            if (paired) {
+                j->pos += 2;
+                long lo = json_hex4(j);
+                paired = lo >= 0xDC00 && lo <= 0xDFFF;
+            }
+            if (!paired) {
+                j->pos = escape;
                 return json_fail(j, "a \\u escape is the first half of a surrogate pair alone");
-            j->pos += 2;
-            long lo = json_hex4(j);
-            if (lo < 0xDC00 || lo > 0xDFFF)
-                return json_fail(j, "a \\u escape is the first half of a surrogate pair alone");
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ static const char usage_text[] =
     "\n"
     "  --listen HOST:PORT          address to serve (default 127.0.0.1:8080; port 0 picks one)\n"
     "  --db PATH                   SQLite database (default ./taskpool.db)\n"
-    "  --workers N                 worker processes (default: number of CPUs)\n"
+    "  --workers N                 worker processes, 1 to 256 (default: number of CPUs)\n"
     "  --max-tasks-per-worker N    retire a worker after N tasks (default 0 = never)\n"
     "  --allow-exec                enable the 'exec' kind (runs commands as this user)\n"
     "  --token TOKEN               require 'Authorization: Bearer TOKEN' on /api/\n"

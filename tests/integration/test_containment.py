@@ -5,7 +5,7 @@ import signal
 import time
 import uuid
 
-from harness import SLOW, check, describe, eq, proc_alive, wait_until
+from harness import SLOW, check, describe, eq, proc_alive, procs_with_env, wait_until
 from harness import wait_marked as _running, wait_marked_gone as _gone
 
 
@@ -100,6 +100,17 @@ def test_leftovers_of_a_worker_and_daemon_dying_together_die_at_the_next_start(c
     d = ctx.daemon("--allow-exec", workers=1)
     d.wait_pool(1)
     mark, env = _mark()
+    try:
+        _double_fault(ctx, d, mark, env)
+    finally:                             # whatever this test left, should it fail halfway
+        for p in procs_with_env(mark):
+            try:
+                os.kill(p["pid"], signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _double_fault(ctx, d, mark, env):
     t = d.submit(_escaping_command(env, "sleep 100 & sleep 100"))
     procs = _running(mark, 4)
     t = d.wait_status(t["id"], "running")

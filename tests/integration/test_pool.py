@@ -367,7 +367,9 @@ def test_hundreds_of_waiters_do_not_stall_other_requests(ctx):
 
 
 def test_runs_cut_short_report_what_they_used(ctx):
-    """A timeout, a cancel or a worker's death still tells the task's CPU and memory."""
+    """A timeout, a cancel or a worker's death still tells the task's CPU and memory.
+    The work spins, so its CPU is most of its run; a fifth of it is asked for, which
+    a busy machine (or a sanitizer build) still gives."""
     d = ctx.daemon("--allow-exec", workers=2)
     d.wait_pool(2)
     spin = {"kind": "exec", "args": {"argv": ["/bin/sh", "-c", "while :; do :; done"]}, "timeout_ms": 800}
@@ -376,8 +378,8 @@ def test_runs_cut_short_report_what_they_used(ctx):
         t = d.wait_terminal(d.submit(body)["id"], 10)
         eq(t["status"], "timed_out", "status of a timed-out %s task" % body["kind"])
         u = t["usage"]
-        check(u is not None and u["user_ms"] + u["sys_ms"] >= 300 and u["max_rss_kb"] > 0,
-              "usage of a %s task that kept %s busy for 0.8 s: %s" % (body["kind"], who, u))
+        check(u is not None and u["user_ms"] + u["sys_ms"] >= t["run_ms"] / 5 and u["max_rss_kb"] > 0,
+              "usage of a %s task that kept %s busy for %d ms: %s" % (body["kind"], who, t["run_ms"], u))
     for how in ("cancel", "kill"):
         t = d.wait_status(d.submit({"kind": "cpu", "args": {"n": 1000000000}})["id"], "running")
         time.sleep(0.6)
@@ -388,5 +390,6 @@ def test_runs_cut_short_report_what_they_used(ctx):
         g = wait_until(lambda: (lambda g: g if g["usage"] else None)(d.task(t["id"])), 5,
                        "the usage of the task ended by a %s" % how)
         eq(g["status"], "cancelled" if how == "cancel" else "failed", "status after the %s" % how)
-        check(g["usage"]["user_ms"] + g["usage"]["sys_ms"] >= 300,
-              "usage of a cpu task ended by a %s after 0.6 s: %s" % (how, g["usage"]))
+        run_ms = parse_time(g["finished_at"]) - parse_time(g["started_at"])
+        check(g["usage"]["user_ms"] + g["usage"]["sys_ms"] >= run_ms / 5,
+              "usage of a cpu task ended by a %s after %d ms: %s" % (how, run_ms, g["usage"]))

@@ -135,6 +135,10 @@ static void test_check_reports_the_byte_where_it_stopped(void **state)
     (void)state;
     assert_int_equal(json_check("{\"kind\": 01}", 12, why, sizeof why), -1);
     assert_string_equal(why, "a number has a leading zero at byte 10");
+    assert_int_equal(json_check("[\"\\uD83D\\u0041\"]", 17, why, sizeof why), -1);
+    assert_string_equal(why, "a \\u escape is the first half of a surrogate pair alone at byte 2");
+    assert_int_equal(json_check("[\"ab\\uDE00\"]", 12, why, sizeof why), -1);
+    assert_string_equal(why, "a \\u escape is the second half of a surrogate pair alone at byte 4");
 }
 
 /* depth [ then depth ]. */
