@@ -42,14 +42,18 @@
  */
 static volatile sig_atomic_t worker_parent;   /* the daemon: its pid, once we know it */
 
-static void worker_on_term(int sig)
+static void worker_on_term(int sig, siginfo_t *info, void *ctx)
 {
     sigset_t term;
 
+    (void)ctx;
     proc_kill_descendants(getpid(), SIGKILL);
-    /* The daemon is gone: nobody will kill our group after us, and a
-     * process forked while the walk ran may have escaped it. */
-    if (getppid() != worker_parent)
+    /* From the daemon, that is PR_SET_PDEATHSIG (the daemon itself never
+     * sends it), or with the daemon gone: nobody will kill our group after
+     * us, and a process forked while the walk ran may have escaped it.
+     * getppid() alone cannot tell: the signal comes when the thread that
+     * spawned us dies, and the daemon's other threads may still be there. */
+    if (info->si_pid == worker_parent || getppid() != worker_parent)
         kill(0, SIGKILL);
     raise(sig);
     sigemptyset(&term);
@@ -193,8 +197,8 @@ int worker_main(int argc, char **argv)
         if (strcmp(argv[i], "--allow-exec") == 0)
             opt.allow_exec = true;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = worker_on_term;
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_sigaction = worker_on_term;
+    sa.sa_flags = SA_RESETHAND | SA_SIGINFO;
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);     /* a command closing its stdin must not kill us */
     signal(SIGINT, SIG_IGN);      /* the daemon decides when we stop */
