@@ -793,9 +793,15 @@ dlg.addEventListener('close', () => {
   // 'close' is queued after close(): if the dialog was opened again meanwhile
   // (Enter on another row), this event is stale and must not wipe the new task.
   if (dlg.open) return;
+  const closed = detail.id;
   detail.id = null;
   detail.task = null;
-  if (/^#\/tasks\//.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
+  // Only the closed task's address goes, and focus goes back only if nothing
+  // else took it meanwhile: a link to another task, or a click elsewhere,
+  // may have come between close() and this event.
+  if (location.hash === `#/tasks/${closed}`) history.replaceState(null, '', location.pathname + location.search);
+  const a = document.activeElement;
+  if (a && a !== document.body && !dlg.contains(a)) return;
   if (detail.opener && document.contains(detail.opener)) detail.opener.focus();
   else if (detail.fromTable) $('task-rows').querySelector('tr[tabindex="0"]')?.focus();
 });
