@@ -37,7 +37,7 @@ DEPS_APT  = build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3
 PORT ?= 8080
 DB   ?= ./taskpool.db
 
-.PHONY: all run test unit integration browser asan bench deps test-deps clean help
+.PHONY: all run test unit integration browser screenshots asan bench deps test-deps clean help
 
 all: $(BIN) $(WEB_GZ)
 
@@ -45,10 +45,11 @@ all: $(BIN) $(WEB_GZ)
 	gzip -9 -n -k -f $<
 
 help:
-	@echo "make run     install missing packages, build, serve on 127.0.0.1:$(PORT) with $(DB)"
-	@echo "make test    install missing packages, build, run every test (also under ASan+UBSan)"
-	@echo "make bench   throughput / latency benchmark of the HTTP task path"
-	@echo "make clean   remove build outputs"
+	@echo "make run         install missing packages, build, serve on 127.0.0.1:$(PORT) with $(DB)"
+	@echo "make test        install missing packages, build, run every test (also under ASan+UBSan)"
+	@echo "make bench        throughput / latency benchmark of the HTTP task path"
+	@echo "make screenshots  run the browser test and refresh the README's screenshots"
+	@echo "make clean       remove build outputs"
 
 # Installs only what is missing, so a second run costs one dpkg query.
 deps:
@@ -100,6 +101,11 @@ asan:
 browser: $(BIN)
 	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; }
 	TASKPOOLD=$(abspath $(BIN)) node tests/browser/dashboard.test.mjs
+
+# The browser test, saving its screenshots where the README shows them.
+screenshots: test-deps $(BIN)
+	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; }
+	TASKPOOL_SCREENSHOTS=$(abspath docs/screenshots) TASKPOOLD=$(abspath $(BIN)) node tests/browser/dashboard.test.mjs
 
 test: test-deps
 	@$(MAKE) --no-print-directory all unit integration

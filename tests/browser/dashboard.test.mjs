@@ -9,8 +9,9 @@
 // "listening on" log line) with a temporary database, drives the page the way
 // a person would, prints one line per check and ends with "N passed, N
 // failed".  Every wait is bounded, the whole run is bounded, and the daemons
-// and the browser are killed however the run ends.  It also writes the
-// README's screenshots to docs/screenshots/.
+// and the browser are killed however the run ends.  It also takes the
+// README's screenshots: into tests/browser/out/, or where
+// $TASKPOOL_SCREENSHOTS says (make screenshots: docs/screenshots/).
 
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
@@ -22,7 +23,9 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TASKPOOLD = path.resolve(process.env.TASKPOOLD || path.join(ROOT, 'bin', 'taskpoold'));
 const WEB = path.join(ROOT, 'web');
-const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+// The README's pictures are refreshed on purpose (make screenshots), not by every test run.
+const SHOTS = process.env.TASKPOOL_SCREENSHOTS ? path.resolve(process.env.TASKPOOL_SCREENSHOTS)
+  : path.join(ROOT, 'tests', 'browser', 'out');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOKEN = 'browser-test-token-7f3a';
 const RUN_LIMIT_MS = 300_000;
