@@ -47,8 +47,8 @@ all: $(BIN) $(WEB_GZ)
 help:
 	@echo "make run         install missing packages, build, serve on 127.0.0.1:$(PORT) with $(DB)"
 	@echo "make test        install missing packages, build, run every test (also under ASan+UBSan)"
-	@echo "make bench        throughput / latency benchmark of the HTTP task path"
-	@echo "make screenshots  run the browser test and refresh the README's screenshots"
+	@echo "make bench       throughput / latency benchmark of the HTTP task path"
+	@echo "make screenshots run the browser test and refresh the README's screenshots"
 	@echo "make clean       remove build outputs"
 
 # Installs only what is missing, so a second run costs one dpkg query.
