@@ -69,6 +69,44 @@ static pid_t proc_parse_pid(const char *s)
     return (pid_t)v;
 }
 
+/* The pids in /proc, read through a buffer on the stack. */
+struct proc_dir {
+    int  fd;
+    long got, off;
+    char buf[8192];
+};
+
+static int proc_dir_open(struct proc_dir *d)
+{
+    d->got = d->off = 0;
+    d->fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return d->fd < 0 ? -1 : 0;
+}
+
+static void proc_dir_rewind(struct proc_dir *d)
+{
+    d->got = d->off = 0;
+    lseek(d->fd, 0, SEEK_SET);
+}
+
+/* The next pid in /proc, or 0 at the end. */
+static pid_t proc_dir_next(struct proc_dir *d)
+{
+    for (;;) {
+        if (d->off >= d->got) {
+            d->got = syscall(SYS_getdents64, d->fd, d->buf, sizeof d->buf);
+            d->off = 0;
+            if (d->got <= 0)
+                return 0;
+        }
+        struct proc_dirent64 *e = (struct proc_dirent64 *)(d->buf + d->off);
+        d->off += e->d_reclen;
+        pid_t pid = proc_parse_pid(e->d_name);
+        if (pid > 0)
+            return pid;
+    }
+}
+
 /* Reads /proc/pid/name into buf (NUL-terminated).  Bytes read, or -1. */
 static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t size)
 {
@@ -255,28 +293,20 @@ static bool proc_below(struct proc_table *t, const struct proc_scope *sc, int i)
 static int proc_pass(const struct proc_scope *sc, bool (*visit)(pid_t pid, void *arg), void *arg)
 {
     struct proc_table t;
-    char buf[8192];
-    int fd, hit = 0;
-    long got;
+    struct proc_dir d;
+    int hit = 0;
+    pid_t pid;
 
     t.n = 0;
-    fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    if (proc_dir_open(&d) < 0)
         return -1;
-    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < got && t.n < PROC_MAX;) {
-            struct proc_dirent64 *d = (struct proc_dirent64 *)(buf + off);
-            pid_t pid = proc_parse_pid(d->d_name);
-            off += d->d_reclen;
-            if (pid <= 0 || pid == sc->root)
-                continue;
-            t.pid[t.n] = pid;
-            t.ppid[t.n] = proc_ppid(pid);
-            t.verdict[t.n] = PROC_UNKNOWN;
-            t.n++;
-        }
-        if (t.n == PROC_MAX)
-            break;                 /* the rest is read below, after the table */
+    while (t.n < PROC_MAX && (pid = proc_dir_next(&d)) > 0) {
+        if (pid == sc->root)
+            continue;
+        t.pid[t.n] = pid;
+        t.ppid[t.n] = proc_ppid(pid);
+        t.verdict[t.n] = PROC_UNKNOWN;
+        t.n++;
     }
     proc_sort(&t);
     for (int i = 0; i < t.n; i++)
@@ -284,20 +314,13 @@ static int proc_pass(const struct proc_scope *sc, bool (*visit)(pid_t pid, void 
             hit++;
     /* Whatever did not fit: read the directory again, skipping what is in the table. */
     if (t.n == PROC_MAX) {
-        lseek(fd, 0, SEEK_SET);
-        while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-            for (long off = 0; off < got;) {
-                struct proc_dirent64 *d = (struct proc_dirent64 *)(buf + off);
-                pid_t pid = proc_parse_pid(d->d_name);
-                off += d->d_reclen;
-                if (pid <= 0 || pid == sc->root || proc_find(&t, pid) >= 0)
-                    continue;
-                if (proc_below_untabled(&t, sc, pid) && visit(pid, arg))
-                    hit++;
-            }
-        }
+        proc_dir_rewind(&d);
+        while ((pid = proc_dir_next(&d)) > 0)
+            if (pid != sc->root && proc_find(&t, pid) < 0 && proc_below_untabled(&t, sc, pid) &&
+                visit(pid, arg))
+                hit++;
     }
-    close(fd);
+    close(d.fd);
     return hit;
 }
 
@@ -390,23 +413,16 @@ static bool proc_has_entry(pid_t pid, const char *marker, size_t len)
 
 int proc_kill_marked(const char *marker, pid_t self, int sig)
 {
-    char buf[8192];
+    struct proc_dir d;
     size_t len = strlen(marker);
-    int fd, hit = 0;
-    long got;
+    int hit = 0;
+    pid_t pid;
 
-    fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    if (proc_dir_open(&d) < 0)
         return -1;
-    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < got;) {
-            struct proc_dirent64 *d = (struct proc_dirent64 *)(buf + off);
-            pid_t pid = proc_parse_pid(d->d_name);
-            off += d->d_reclen;
-            if (pid > 0 && pid != self && proc_has_entry(pid, marker, len) && kill(pid, sig) == 0)
-                hit++;
-        }
-    }
-    close(fd);
+    while ((pid = proc_dir_next(&d)) > 0)
+        if (pid != self && proc_has_entry(pid, marker, len) && kill(pid, sig) == 0)
+            hit++;
+    close(d.fd);
     return hit;
 }
