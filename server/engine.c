@@ -58,6 +58,7 @@ struct engine_waiter {
 /* A task in flight and what the engine knows of it beyond the row. */
 struct engine_live {
     struct task          *t;
+    const struct kind    *kind;          /* t's, looked up once; NULL for one unknown here */
     uint64_t              op_seq;        /* seq of its newest op */
     int                   pending;       /* ops not yet committed */
     int                   refs;          /* ops not yet freed */
@@ -181,21 +182,19 @@ static int engine_op_task(struct engine_live *live, engine_done_fn done, void *a
     return 0;
 }
 
-/* Counts t in status st, or (delta -1) no longer.  Locked. */
-static void engine_count(const struct task *t, enum task_status st, int delta)
+/* Counts live's task in status st, or (delta -1) no longer.  Locked. */
+static void engine_count(const struct engine_live *live, enum task_status st, int delta)
 {
-    const struct kind *k = kind_find(t->kind);
-
     engine.stats.counts[st] += delta;
-    if (k != NULL)
-        engine.stats.by_kind[k - kind_table()][st] += delta;
+    if (live->kind != NULL)
+        engine.stats.by_kind[live->kind - kind_table()][st] += delta;
 }
 
-static void engine_set_status(struct task *t, enum task_status st)
+static void engine_set_status(struct engine_live *live, enum task_status st)
 {
-    engine_count(t, t->status, -1);
-    engine_count(t, st, 1);
-    t->status = st;
+    engine_count(live, live->t->status, -1);
+    engine_count(live, st, 1);
+    live->t->status = st;
 }
 
 /* --- waiters ----------------------------------------------------------- */
@@ -532,7 +531,7 @@ static void engine_batch_failed(struct engine_op *batch, struct engine_calls *ca
         if (op->type == ENGINE_OP_TASK && (op->insert || live->dropped)) {
             if (op->insert) {
                 live->dropped = true;
-                engine_count(live->t, live->t->status, -1);
+                engine_count(live, live->t->status, -1);
             }
             engine_calls_add(calls, op->done, op->arg, false);
             if (--live->pending == 0 && !live->removed)
@@ -732,14 +731,14 @@ static int engine_load_one(struct task *t, void *arg)
     live->t = t;
     live->inserted = true;
     live->shown = *t;
-    k = kind_find(t->kind);
+    k = live->kind = kind_find(t->kind);
     if (k == NULL || (k->needs_exec && !engine.cfg->allow_exec)) {
         /* Submitted under other settings: running it now would bypass them. */
         if (task_set_error(t, k == NULL ? "unknown_kind" : "exec_disabled",
                            k == NULL ? "this taskpoold does not know the task's kind"
                                      : "exec is disabled: restart taskpoold with --allow-exec "
                                        "to run it") == 0) {
-            engine_set_status(t, TASK_FAILED);
+            engine_set_status(live, TASK_FAILED);
             t->finished_at = engine_now();
             engine_op_task(live, NULL, NULL, 0, false);
             log_warn("task %lld (%s) failed at load: %s", (long long)t->id, t->kind,
@@ -899,9 +898,10 @@ int64_t engine_submit(struct task *t, int64_t wait_until, engine_done_fn done, v
     t->created_at = engine_now();
     t->status = TASK_QUEUED;
     live->t = t;
-    engine_count(t, TASK_QUEUED, 1);
+    live->kind = kind_find(t->kind);
+    engine_count(live, TASK_QUEUED, 1);
     if (engine_op_task(live, done, arg, wait_until, true) < 0) {
-        engine_count(t, TASK_QUEUED, -1);
+        engine_count(live, TASK_QUEUED, -1);
         idmap_del(&engine.live, t->id);
         goto out;                  /* logged by engine_op_task */
     }
@@ -978,7 +978,7 @@ enum engine_result engine_cancel(int64_t id, engine_done_fn done, void *arg)
         queue_remove(&engine.ready, id);
         live->in_queue = false;
     }
-    engine_set_status(t, TASK_CANCELLED);
+    engine_set_status(live, TASK_CANCELLED);
     t->finished_at = engine_now();
     r = engine_op_task(live, done, arg, 0, false) == 0 ? ENGINE_PENDING : ENGINE_ERROR;
 out:
@@ -1087,7 +1087,7 @@ int engine_next_task(pid_t pid, pid_t ppid, struct engine_dispatch *out)
         out->id = t->id;
         out->timeout_ms = t->timeout_ms;
         out->attempt = t->attempts + 1;
-        engine_set_status(t, TASK_RUNNING);
+        engine_set_status(live, TASK_RUNNING);
         t->attempts++;
         t->worker_pid = pid;
         t->worker_ppid = ppid;
@@ -1151,7 +1151,7 @@ void engine_task_finished(int64_t id, pid_t pid, bool ok, const char *result, si
     t->usage = *usage;
     t->usage.set = true;
     t->finished_at = engine_now();
-    engine_set_status(t, ok ? TASK_SUCCEEDED : TASK_FAILED);
+    engine_set_status(live, ok ? TASK_SUCCEEDED : TASK_FAILED);
     engine_op_task(live, NULL, NULL, 0, false);
 out:
     pthread_mutex_unlock(&engine.lock);
@@ -1162,7 +1162,7 @@ static bool engine_requeue(struct engine_live *live)
 {
     struct task *t = live->t;
 
-    engine_set_status(t, TASK_QUEUED);
+    engine_set_status(live, TASK_QUEUED);
     t->worker_pid = t->worker_ppid = 0;
     t->started_at = 0;
     return engine_enqueue(live);
@@ -1190,7 +1190,7 @@ void engine_task_aborted(int64_t id, pid_t pid, enum task_status status, bool re
         t->finished_at = engine_now();
         if (usage->set)
             t->usage = *usage;
-        engine_set_status(t, status);
+        engine_set_status(live, status);
     }
     engine_op_task(live, NULL, NULL, 0, false);
 out:

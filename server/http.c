@@ -17,7 +17,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <microhttpd.h>
 #include <netdb.h>

@@ -20,7 +20,6 @@
 #define STATS_PCT_S    60            /* percentiles are of tasks finished this recently */
 #define STATS_RATE_S   10            /* throughput is the mean of this many whole seconds */
 #define STATS_HISTORY  300           /* seconds of history */
-#define STATS_KINDS    32
 #define STATS_HTTP_MAX 600
 
 static const double stats_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -47,7 +46,7 @@ static struct {
     struct stats_second history[STATS_HISTORY];
     size_t              hist_len, hist_next;
     struct stats_second current;
-    int64_t             by_kind[STATS_KINDS][TASK_STATUS_COUNT];   /* terminal, since start */
+    int64_t             by_kind[KIND_MAX][TASK_STATUS_COUNT];   /* terminal, since start */
     uint64_t            http[STATS_HTTP_MAX];
 } stats = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -95,7 +94,7 @@ void stats_observe_task(const struct task *t, bool insert)
     if (task_status_terminal(t->status)) {
         stats.current.finished++;
         const struct kind *table = kind_table(), *k = kind_find(t->kind);
-        if (k != NULL && k - table < STATS_KINDS)
+        if (k != NULL)
             stats.by_kind[k - table][t->status]++;
         if (t->started_at > 0) {
             double run = (double)(t->finished_at - t->started_at);
@@ -268,7 +267,7 @@ char *stats_prometheus(const struct engine_stats *es, const struct pool_stats *p
     pthread_mutex_lock(&stats.lock);
     text_printf(&b, "# HELP taskpool_tasks_finished_total Tasks that ended since start, by kind "
                      "and status.\n# TYPE taskpool_tasks_finished_total counter\n");
-    for (int k = 0; table[k].name != NULL && k < STATS_KINDS; k++)
+    for (int k = 0; table[k].name != NULL; k++)
         for (int s = TASK_SUCCEEDED; s < TASK_STATUS_COUNT; s++)
             text_printf(&b, "taskpool_tasks_finished_total{kind=\"%s\",status=\"%s\"} %lld\n",
                         table[k].name, task_status_name((enum task_status)s),
