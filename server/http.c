@@ -16,7 +16,6 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <microhttpd.h>
 #include <netdb.h>

@@ -31,28 +31,29 @@
 
 #define WORKER_FD 3
 
+static volatile sig_atomic_t worker_parent;   /* the daemon: its pid, once we know it */
+
 /*
  * SIGTERM: from PR_SET_PDEATHSIG (the daemon is gone) or from outside.
  * Everything below us goes first (we are a subreaper, so even what left our
- * process group is below us); then we die of the signal itself, so the
- * daemon reports the signal it was.  The disposition is reset on entry and
- * the signal stays blocked until the end: the daemon's death can send
- * several (one each time its dying threads hand us on), and an early one
- * must not end us halfway through the killing.
+ * process group is below us).  If the daemon is gone, nobody will kill our
+ * group after us, and a process forked while the walk ran may have escaped
+ * it: we kill the group, ourselves included.  Otherwise we die of the
+ * signal itself, so the daemon reports the signal it was.  The disposition
+ * is reset on entry and the signal stays blocked until the end: the
+ * daemon's death can send several (one each time its dying threads hand us
+ * on), and an early one must not end us halfway through the killing.
  */
-static volatile sig_atomic_t worker_parent;   /* the daemon: its pid, once we know it */
-
 static void worker_on_term(int sig, siginfo_t *info, void *ctx)
 {
     sigset_t term;
 
     (void)ctx;
     proc_kill_descendants(getpid(), SIGKILL);
-    /* From the daemon, that is PR_SET_PDEATHSIG (the daemon itself never
-     * sends it), or with the daemon gone: nobody will kill our group after
-     * us, and a process forked while the walk ran may have escaped it.
-     * getppid() alone cannot tell: the signal comes when the thread that
-     * spawned us dies, and the daemon's other threads may still be there. */
+    /* Sent by the daemon means PR_SET_PDEATHSIG (it never sends SIGTERM
+     * itself).  getppid() alone cannot tell: the signal comes when the
+     * thread that spawned us dies, and the daemon's other threads may still
+     * be there. */
     if (info->si_pid == worker_parent || getppid() != worker_parent)
         kill(0, SIGKILL);
     raise(sig);
@@ -67,13 +68,18 @@ static int64_t worker_tv_ms(const struct timeval *tv)
     return (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000;
 }
 
-/* CPU used so far by us and the children we reaped (see struct chan_cpu). */
-static struct chan_cpu worker_cpu_total(void)
+/*
+ * CPU used so far by us and the children we reaped (see struct chan_cpu);
+ * max_rss_kb, if not NULL, gets our own peak (our whole life's).
+ */
+static struct chan_cpu worker_cpu_total(long *max_rss_kb)
 {
     struct rusage self, kids;
 
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &kids);
+    if (max_rss_kb != NULL)
+        *max_rss_kb = self.ru_maxrss;
     return (struct chan_cpu){ worker_tv_ms(&self.ru_utime) + worker_tv_ms(&kids.ru_utime),
                               worker_tv_ms(&self.ru_stime) + worker_tv_ms(&kids.ru_stime) };
 }
@@ -118,7 +124,8 @@ static int worker_run(const struct chan_msg *msg, struct worker_opts *opt)
 {
     const char *kind_name = msg->payload, *nul = memchr(msg->payload, '\0', msg->len);
     struct kind_outcome out = { 0 };
-    struct rusage self0, self1, kids0, kids1;
+    struct chan_cpu before, after;
+    long life_peak;
     const struct kind *k;
     cJSON *args = NULL;
     int rc;
@@ -128,8 +135,7 @@ static int worker_run(const struct chan_msg *msg, struct worker_opts *opt)
     k = kind_find(kind_name);
     args = cJSON_ParseWithLength(nul + 1, msg->len - (size_t)(nul + 1 - msg->payload));
     worker_rss_reset(opt);
-    getrusage(RUSAGE_SELF, &self0);
-    getrusage(RUSAGE_CHILDREN, &kids0);
+    before = worker_cpu_total(NULL);
     if (k == NULL || args == NULL) {
         out.ok = false;
         out.error_code = strdup("internal");
@@ -150,18 +156,14 @@ static int worker_run(const struct chan_msg *msg, struct worker_opts *opt)
         out.error_code = strdup("result_too_large");
         out.error_message = strdup("the result is larger than taskpoold accepts");
     }
-    getrusage(RUSAGE_SELF, &self1);
-    getrusage(RUSAGE_CHILDREN, &kids1);
+    after = worker_cpu_total(&life_peak);
     long peak = worker_rss_peak_kb(opt);
-    struct chan_cpu total = worker_cpu_total();
     struct chan_usage used = {
-        worker_tv_ms(&self1.ru_utime) - worker_tv_ms(&self0.ru_utime) +
-            worker_tv_ms(&kids1.ru_utime) - worker_tv_ms(&kids0.ru_utime),
-        worker_tv_ms(&self1.ru_stime) - worker_tv_ms(&self0.ru_stime) +
-            worker_tv_ms(&kids1.ru_stime) - worker_tv_ms(&kids0.ru_stime),
-        out.child_max_rss_kb > 0 ? out.child_max_rss_kb : peak >= 0 ? peak : self1.ru_maxrss,
+        after.user_ms - before.user_ms,
+        after.sys_ms - before.sys_ms,
+        out.child_max_rss_kb > 0 ? out.child_max_rss_kb : peak >= 0 ? peak : life_peak,
     };
-    rc = chan_send_result(WORKER_FD, msg->task_id, out.ok, &used, &total, out.result,
+    rc = chan_send_result(WORKER_FD, msg->task_id, out.ok, &used, &after, out.result,
                           out.error_code,
                           out.error_message ? out.error_message : (out.ok ? NULL : "failed"));
     kind_outcome_clear(&out);
@@ -220,7 +222,7 @@ int worker_main(int argc, char **argv)
 
     hello.pid = (int32_t)getpid();
     hello.ppid = (int32_t)getppid();
-    hello.total = worker_cpu_total();
+    hello.total = worker_cpu_total(NULL);
     struct chan_part part = { &hello, sizeof hello };
     if (chan_send(WORKER_FD, CHAN_MSG_HELLO, 0, &part, 1) < 0) {
         log_error("cannot greet the daemon: %s", strerror(errno));
