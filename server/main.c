@@ -202,7 +202,7 @@ static int main_parse_args(int argc, char **argv, struct config *cfg)
         case OPT_WORKERS:
             if (main_parse_int(optarg, 1, POOL_WORKERS_MAX, &v) < 0)
                 return main_usage_error("--workers wants an integer from 1 to %d, got '%s'",
-                                   POOL_WORKERS_MAX, optarg);
+                                        POOL_WORKERS_MAX, optarg);
             cfg->workers = (int)v;
             break;
         case OPT_MAX_TASKS:
@@ -285,7 +285,7 @@ static int main_parse_args(int argc, char **argv, struct config *cfg)
             return main_usage_error("--listen: cannot resolve '%s'", cfg->listen_host);
         if (lo == 0)
             return main_usage_error("refusing to listen on '%s' without --token (or --insecure)",
-                               cfg->listen_host);
+                                    cfg->listen_host);
     }
     return -1;
 }

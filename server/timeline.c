@@ -200,13 +200,13 @@ void timeline_worker(const struct store_worker *w)
 
 /* --- rendering --------------------------------------------------------- */
 
-/* A time field: the number, or null for 0. */
-static void tl_time(struct text *x, const char *name, int64_t ms)
+/* Appends ,"name":v, or ,"name":null when v is not known. */
+static void tl_num(struct text *x, const char *name, bool known, int64_t v)
 {
-    if (ms > 0)
-        text_printf(x, "\"%s\":%lld", name, (long long)ms);
+    if (known)
+        text_printf(x, ",\"%s\":%lld", name, (long long)v);
     else
-        text_printf(x, "\"%s\":null", name);
+        text_printf(x, ",\"%s\":null", name);
 }
 
 /* The sequence number of the oldest entry still in a ring of size slots. */
@@ -241,37 +241,30 @@ char *timeline_render(int64_t now_ms, int seconds)
     pthread_mutex_unlock(&tl.lock);
 
     text_init(&x, 4096 + nl * 200 + nb * 80 + nu * 80);
-    text_printf(&x, "{\"now\":%lld,\"seconds\":%d,\"bucket_ms\":%d,\"workers\":[", (long long)now_ms,
-              seconds, TIMELINE_BUCKET_MS);
+    text_printf(&x, "{\"now\":%lld,\"seconds\":%d,\"bucket_ms\":%d,\"workers\":[",
+                (long long)now_ms, seconds, TIMELINE_BUCKET_MS);
     for (size_t i = 0; i < nl; i++) {
         const struct tl_lane *l = &lanes[i];
-        text_printf(&x, "%s{\"pid\":%d,", i ? "," : "", (int)l->pid);
-        tl_time(&x, "started_at", l->started_at);
-        text_printf(&x, ",");
-        tl_time(&x, "exited_at", l->exited_at);
+        text_printf(&x, "%s{\"pid\":%d", i ? "," : "", (int)l->pid);
+        tl_num(&x, "started_at", l->started_at > 0, l->started_at);
+        tl_num(&x, "exited_at", l->exited_at > 0, l->exited_at);
         if (l->reason != NULL)
             text_printf(&x, ",\"reason\":\"%s\"", l->reason);
         else
             text_printf(&x, ",\"reason\":null");
-        if (l->exited_at && l->exit_code >= 0)
-            text_printf(&x, ",\"exit_code\":%d", l->exit_code);
-        else
-            text_printf(&x, ",\"exit_code\":null");
-        if (l->exit_signal > 0)
-            text_printf(&x, ",\"exit_signal\":%d", l->exit_signal);
-        else
-            text_printf(&x, ",\"exit_signal\":null");
+        tl_num(&x, "exit_code", l->exited_at > 0 && l->exit_code >= 0, l->exit_code);
+        tl_num(&x, "exit_signal", l->exit_signal > 0, l->exit_signal);
         if (l->task_id > 0 && l->exited_at == 0)
             text_printf(&x, ",\"task\":{\"id\":%lld,\"kind\":\"%s\",\"started_at\":%lld}}",
-                      (long long)l->task_id, l->task_kind, (long long)l->task_started);
+                        (long long)l->task_id, l->task_kind, (long long)l->task_started);
         else
             text_printf(&x, ",\"task\":null}");
     }
     text_printf(&x, "],\"bars\":[");
     for (size_t i = 0; i < nb; i++)
         text_printf(&x, "%s[%lld,%d,%lld,%lld,\"%s\",\"%s\"]", i ? "," : "", (long long)bars[i].id,
-                  (int)bars[i].pid, (long long)bars[i].s, (long long)bars[i].e,
-                  task_status_name(bars[i].status), bars[i].kind);
+                    (int)bars[i].pid, (long long)bars[i].s, (long long)bars[i].e,
+                    task_status_name(bars[i].status), bars[i].kind);
     text_printf(&x, "],\"buckets\":[");
     for (size_t i = 0; i < nu; i++) {
         const struct tl_bucket *u = &buckets[i];
