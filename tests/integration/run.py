@@ -9,7 +9,8 @@ usage: TASKPOOLD=/abs/bin/taskpoold python3 tests/integration/run.py [substring|
 module named by one of them, e.g. test_pool, are run)
 
 Prints one line per test ("name ok (1.23s)" or "name FAIL: reason") on stdout,
-daemon log tails of failing tests on stderr, and ends with "N passed, N failed".
+daemon log tails of failing tests on stderr, then one "FAILED name: reason" line per
+failure, and ends with "N passed, N failed".
 Exit status is 1 if any test failed.
 """
 import importlib
@@ -96,6 +97,7 @@ def main(argv):
     wanted = argv[1:]
     tests = [(n, f) for m, n, f in collect() if not wanted or any(w in n or w == m for w in wanted)]
     passed = failed = 0
+    failures = []
     t_start = time.monotonic()
     try:
         for name, fn in tests:
@@ -105,6 +107,7 @@ def main(argv):
                 print("%s ok (%.2fs)" % (name, dur), flush=True)
             else:
                 failed += 1
+                failures.append("%s: %s" % (name, reason))
                 print("%s FAIL: %s" % (name, reason), flush=True)
                 if logs:
                     print("\n".join(["=== %s" % name] + logs), file=sys.stderr, flush=True)
@@ -114,6 +117,7 @@ def main(argv):
             problems, d = shared_shutdown_test()
             if problems:
                 failed += 1
+                failures.append("%s: %s" % (name, "; ".join(problems)))
                 print("%s FAIL: %s" % (name, "; ".join(problems)), flush=True)
                 print("\n".join(["=== %s" % name] + ["    " + l for l in d.tail(30)]),
                       file=sys.stderr, flush=True)
@@ -126,6 +130,9 @@ def main(argv):
     finally:
         harness.kill_everything()
     print("total time %.1fs" % (time.monotonic() - t_start), file=sys.stderr)
+    # Repeated last on stdout: CI logs are often read from the tail.
+    for f in failures:
+        print("FAILED %s" % f, flush=True)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     return 1 if failed else 0
 

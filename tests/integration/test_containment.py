@@ -6,7 +6,7 @@ import time
 import uuid
 
 from harness import SLOW, check, describe, eq, proc_alive, procs_with_env, wait_until
-from harness import wait_marked as _running, wait_marked_gone as _gone
+from harness import wait_marked_gone as _gone
 
 
 def _mark():
@@ -14,7 +14,15 @@ def _mark():
     return "%s=%s" % (k, v), {k: v}
 
 
-
+def _escaped(mark, sleeps):
+    """Waits until the command's sleeps run, one of them in a process group of its own,
+    and returns the command's processes.  Counting processes is not enough: the shell's
+    children show up as forks of sh before they exec setsid and sleep."""
+    def ready():
+        procs = procs_with_env(mark)
+        running = [p for p in procs if p["comm"] == "sleep"]
+        return len(running) >= sleeps and len({p["pgrp"] for p in procs}) >= 2 and procs
+    return wait_until(ready, 5, "%d sleeps of the command to run, one after setsid" % sleeps)
 
 
 def _escaping_command(env, tail="sleep 100"):
@@ -30,8 +38,7 @@ def test_setsid_escapee_is_killed_on_timeout(ctx):
     body = _escaping_command(env)
     body["timeout_ms"] = 1000
     t = d.submit(body)
-    procs = _running(mark, 2)
-    check(len({p["pgrp"] for p in procs}) == 2, "setsid did not make a second group: %s" % describe(procs))
+    _escaped(mark, 2)
     t = d.wait_terminal(t["id"], 10)
     eq(t["status"], "timed_out", "status")
     _gone(mark, "timed-out")
@@ -42,7 +49,7 @@ def test_setsid_escapee_is_killed_on_cancel(ctx):
     d.wait_pool(1)
     mark, env = _mark()
     t = d.submit(_escaping_command(env))
-    _running(mark, 2)
+    _escaped(mark, 2)
     r = d.cancel(t["id"])
     eq((r.status, r.json["status"]), (200, "cancelled"), "cancel answer")
     _gone(mark, "cancelled")
@@ -69,7 +76,7 @@ def test_kill_9_of_the_daemon_kills_setsid_escapees(ctx):
     d.wait_pool(1)
     mark, env = _mark()
     d.submit(_escaping_command(env))
-    _running(mark, 2)
+    _escaped(mark, 2)
     d.signal(signal.SIGKILL)
     d.wait_exit(5)
     _gone(mark, "orphaned")
@@ -84,7 +91,7 @@ def test_worker_killed_from_outside_takes_setsid_escapees_along(ctx):
     body = _escaping_command(env)
     body["max_attempts"] = 1
     t = d.submit(body)
-    _running(mark, 2)
+    _escaped(mark, 2)
     t = d.wait_status(t["id"], "running")
     os.kill(t["worker_pid"], signal.SIGKILL)
     t = d.wait_terminal(t["id"], 10)
@@ -112,7 +119,7 @@ def test_leftovers_of_a_worker_and_daemon_dying_together_die_at_the_next_start(c
 
 def _double_fault(ctx, d, mark, env):
     t = d.submit(_escaping_command(env, "sleep 100 & sleep 100"))
-    procs = _running(mark, 4)
+    procs = _escaped(mark, 3)
     t = d.wait_status(t["id"], "running")
     d.signal(signal.SIGSTOP)             # it cannot reap the worker now
     os.kill(t["worker_pid"], signal.SIGKILL)
