@@ -331,10 +331,15 @@ static int pool_on_message(struct pool_worker *w, const struct chan_msg *m)
         struct task_usage u = { true, r.fixed.usage.user_ms, r.fixed.usage.sys_ms,
                                 r.fixed.usage.max_rss_kb };
         w->base = r.fixed.total;
+        /* Counted before the verdict wakes any waiter, so a client that saw the task end
+         * finds it in tasks_done; the slot turns idle only after, as the task is no longer
+         * running then. */
+        pthread_mutex_lock(&pool.lock);
+        w->tasks_done++;
+        pthread_mutex_unlock(&pool.lock);
         engine_task_finished(m->task_id, w->pid, r.fixed.ok != 0, r.result, r.result_len, r.code,
                              r.code_len, r.message, r.message_len, &u);
         pthread_mutex_lock(&pool.lock);
-        w->tasks_done++;
         w->state = SLOT_IDLE;
         w->task_id = 0;
         w->deadline = 0;
