@@ -691,12 +691,41 @@ async function gotoOlder() {
   await loadPage(next);
 }
 
-function onFilter() {
+// The filters live in the query string, so that a filtered table can be
+// bookmarked, shared and reloaded; replaceState keeps Back for leaving the page.
+function filtersFromUrl() {
+  const q = new URLSearchParams(location.search);
+  const st = $('filter-status');
+  const status = q.get('status') ?? '';
+  if ([...st.options].some((o) => o.value === status)) st.value = status;
+  const kind = q.get('kind') ?? '';
+  const kf = $('filter-kind');
+  // Kinds arrive later from /api/v1/kinds; loadKinds does not add this one twice.
+  if (kind && !kf.querySelector(`option[value="${CSS.escape(kind)}"]`)) kf.append(el('option', { value: kind }, kind));
+  kf.value = kind;
+  applyFilters();
+}
+
+function filtersToUrl() {
+  const q = new URLSearchParams(location.search);
+  for (const [k, v] of [['status', table.status], ['kind', table.kind]]) {
+    if (v) q.set(k, v); else q.delete(k);
+  }
+  const search = q.toString() ? `?${q}` : '';
+  if (search !== location.search) history.replaceState(history.state, '', location.pathname + search + location.hash);
+}
+
+function applyFilters() {
   table.status = $('filter-status').value;
   table.kind = $('filter-kind').value;
   table.stack = [];
   table.stale = false;
   for (const b of document.querySelectorAll('#counts .count')) b.setAttribute('aria-pressed', String(b.dataset.status === table.status));
+}
+
+function onFilter() {
+  applyFilters();
+  filtersToUrl();
   loadPage(null);
 }
 
@@ -1234,6 +1263,7 @@ setInterval(() => {
 
 async function start() {
   buildCounts();
+  filtersFromUrl();
   stream.start();
   try {
     await Promise.all([

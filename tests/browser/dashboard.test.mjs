@@ -479,6 +479,7 @@ async function main() {
       const st = await page.$$eval('#task-rows tr[data-id]', (els) => els.map((e) => e.dataset.status));
       return st.length >= 1 && st.every((s) => s === 'cancelled');
     }, 10_000, 'only cancelled rows');
+    assert(new URL(page.url()).searchParams.get('status') === 'cancelled', `the filter is not in the URL: ${page.url()}`);
     await page.selectOption('#filter-status', '');
     await page.selectOption('#filter-kind', 'sleep');
     await until(async () => {
@@ -487,6 +488,24 @@ async function main() {
     }, 10_000, 'only sleep rows');
     await page.selectOption('#filter-kind', '');
     await until(async () => (await page.$$('#task-rows tr[data-id]')).length === 50, 10_000, 'the unfiltered page');
+    assert(new URL(page.url()).search === '', `filters left in the URL: ${page.url()}`);
+  });
+
+  await check('a URL with filters opens the table filtered', async () => {
+    await page.goto(`${A.base}/?status=cancelled&kind=sleep`);
+    try {
+      await until(async () => {
+        const rows = await page.$$eval('#task-rows tr[data-id]', (els) => els.map((e) => [e.dataset.status, e.querySelector('.kind').textContent]));
+        return rows.length >= 1 && rows.every(([s, k]) => s === 'cancelled' && k === 'sleep');
+      }, 10_000, 'only cancelled sleep rows');
+      const sel = await page.evaluate(() => [document.getElementById('filter-status').value, document.getElementById('filter-kind').value]);
+      assert(same(sel, ['cancelled', 'sleep']), `the filter selects show ${sel}`);
+      const pressed = await page.$eval('#counts .count[aria-pressed="true"]', (b) => b.dataset.status);
+      assert(pressed === 'cancelled', `the pressed count is ${pressed}`);
+    } finally {
+      await page.goto(`${A.base}/`);
+    }
+    await until(async () => (await page.$$('#task-rows tr[data-id]')).length === 50, 10_000, 'the unfiltered page after the reload');
   });
 
   await check('after a forced resync no bar stays running that the server does not show running', async () => {
