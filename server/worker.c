@@ -39,10 +39,13 @@ static volatile sig_atomic_t worker_parent;   /* the daemon: its pid, once we kn
  * process group is below us).  If the daemon is gone, nobody will kill our
  * group after us, and a process forked while the walk ran may have escaped
  * it: we kill the group, ourselves included.  Otherwise we die of the
- * signal itself, so the daemon reports the signal it was.  The disposition
- * is reset on entry and the signal stays blocked until the end: the
- * daemon's death can send several (one each time its dying threads hand us
- * on), and an early one must not end us halfway through the killing.
+ * signal itself, so the daemon reports the signal it was.  The daemon's
+ * death can send several SIGTERMs (one each time its dying threads hand us
+ * on), and an early one must not end us halfway through the killing: the
+ * signal stays blocked while we run, and the handler stays installed until
+ * the end.  SA_RESETHAND would not do: it restores the default as the first
+ * is taken, before the kernel blocks it for the handler, and a second one
+ * landing in between kills us before the handler runs at all.
  */
 static void worker_on_term(int sig, siginfo_t *info, void *ctx)
 {
@@ -56,6 +59,7 @@ static void worker_on_term(int sig, siginfo_t *info, void *ctx)
      * be there. */
     if (info->si_pid == worker_parent || getppid() != worker_parent)
         kill(0, SIGKILL);
+    signal(sig, SIG_DFL);
     raise(sig);
     sigemptyset(&term);
     sigaddset(&term, sig);
@@ -200,7 +204,7 @@ int worker_main(int argc, char **argv)
             opt.allow_exec = true;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = worker_on_term;
-    sa.sa_flags = SA_RESETHAND | SA_SIGINFO;
+    sa.sa_flags = SA_SIGINFO;
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);     /* a command closing its stdin must not kill us */
     signal(SIGINT, SIG_IGN);      /* the daemon decides when we stop */
